@@ -1,0 +1,237 @@
+"""LightningDataModule for the rare-species images (real or synthetic, same format)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from src.data.dataset import RareSpeciesDataset
+from src.data.images import DEFAULT_MAX_PIXELS, NON_RGB_POLICIES, inspect_images
+from src.data.sampling import OversampleSampler, balanced_class_weights, check_imbalance
+from src.data.schema import METADATA_FILE, check_target, class_names, read_index
+from src.data.split import SPLITS, load_or_make_split, write_split
+from src.data.synthetic import ensure_synthetic
+from src.data.transforms import UNIT_RANGE, ImagePipeline, check_variant
+from src.errors import UserFacingError, check_choice
+
+log = logging.getLogger(__name__)
+BAD_IMAGE_POLICIES = ("error", "skip")
+BAD_IMAGES_FILE = "bad_images.csv"
+
+
+class BadImagesError(UserFacingError, RuntimeError):
+    """Some rows point at images that cannot be used and data.on_bad_image=error."""
+
+
+class RareSpeciesDataModule(pl.LightningDataModule):
+    """Index -> stratified split -> checked rows -> datasets and loaders.
+
+    Args mirror ``conf/data/rarespecies.yaml``; the normalisation (``mean``, ``std``,
+    ``interpolation``) comes from the model's data config via :meth:`use_data_config`.
+    ``synthetic`` (a dict of :func:`~src.data.synthetic.ensure_synthetic` arguments) makes
+    ``prepare_data`` write a synthetic data set into ``root`` when it is not there yet.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        target: str = "family",
+        image_size: int = 224,
+        preprocess: str = "original",
+        imbalance: str = "none",
+        randaugment: dict | None = None,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        split: dict | None = None,
+        split_dir: str | None = None,
+        on_bad_image: str = "error",
+        on_non_rgb: str = "convert",
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        fast_decode: bool = True,
+        output_dir: str | None = None,
+        synthetic: dict | None = None,
+        metadata_file: str = METADATA_FILE,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root).expanduser()
+        self.target = check_target(target)
+        self.imbalance = check_imbalance(imbalance)
+        self.preprocess = check_variant(preprocess)
+        check_choice("data.on_bad_image", on_bad_image, BAD_IMAGE_POLICIES)
+        check_choice("data.on_non_rgb", on_non_rgb, NON_RGB_POLICIES)
+        self.image_size = image_size
+        self.randaugment = dict(randaugment or {"num_ops": 2, "magnitude": 9})
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.split_args = dict(split or {})
+        self.split_dir = Path(split_dir) if split_dir else None
+        self.on_bad_image = on_bad_image
+        self.on_non_rgb = on_non_rgb
+        self.max_image_pixels = int(max_image_pixels)
+        self.fast_decode = fast_decode
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.synthetic = dict(synthetic) if synthetic else None
+        self.metadata_file = metadata_file
+        self.seed = seed
+        self.data_config: dict[str, Any] = dict(UNIT_RANGE)
+        self._index: pd.DataFrame | None = None
+        self.splits: dict[str, pd.DataFrame] = {}
+        self.datasets: dict[str, RareSpeciesDataset] = {}
+        self.bad_images = pd.DataFrame()
+
+    # ---- index and classes -------------------------------------------------------------
+    def prepare_data(self) -> None:
+        if self.synthetic is not None:
+            ensure_synthetic(self.root, **self.synthetic)
+
+    @property
+    def index(self) -> pd.DataFrame:
+        if self._index is None:
+            self.prepare_data()
+            self._index = read_index(self.root / self.metadata_file)
+        return self._index
+
+    @property
+    def class_names(self) -> list[str]:
+        return class_names(self.index, self.target)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def labels_of(self, rows: pd.DataFrame) -> list[int]:
+        lookup = {name: i for i, name in enumerate(self.class_names)}
+        return [lookup[name] for name in rows[self.target].astype(str)]
+
+    def use_data_config(self, data_config: dict[str, Any]) -> None:
+        """Take mean/std/interpolation from the model (timm's ``resolve_model_data_config``)."""
+        self.data_config = {k: data_config[k] for k in ("mean", "std", "interpolation")}
+        self.datasets = {}  # rebuilt with the new normalisation at the next setup
+
+    # ---- split and checks --------------------------------------------------------------
+    def _split_dir(self) -> Path | None:
+        if self.split_dir is not None:
+            return self.split_dir
+        return self.output_dir / "split" if self.output_dir else None
+
+    def _make_splits(self) -> dict[str, pd.DataFrame]:
+        args = {"seed": 42, "val_fraction": 0.1, "test_fraction": 0.1, **self.split_args}
+        splits = load_or_make_split(self.index, self._split_dir(), target=self.target, **args)
+        if self.output_dir and self._split_dir() != self.output_dir / "split":  # copy for the run
+            write_split(splits, self.output_dir / "split")
+        return splits
+
+    def _check_images(self, splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Find unusable images before training; stop or leave them out, never silently."""
+        everything = pd.concat([rows.assign(split=name) for name, rows in splits.items()])
+        checks = inspect_images(
+            (self.root / p for p in everything["file_path"]),
+            max_pixels=self.max_image_pixels,
+            on_non_rgb=self.on_non_rgb,
+        )
+        reasons = pd.Series([c.reason for c in checks], index=everything.index)
+        bad = everything[reasons.notna()].assign(reason=reasons[reasons.notna()])
+        self.bad_images = bad
+        if bad.empty:
+            return splits
+        summary = ", ".join(f"{k} {v}" for k, v in bad["reason"].value_counts().items())
+        examples = "; ".join(f"{r.file_path} ({r.reason})" for r in bad.head(3).itertuples())
+        if self.on_bad_image == "error":
+            raise BadImagesError(
+                f"{len(bad)} of {len(everything)} images under {self.root} cannot be used "
+                f"({summary}), e.g. {examples}. Fix or remove them, or set "
+                "data.on_bad_image=skip to leave them out (listed in bad_images.csv)."
+            )
+        if self.output_dir is not None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            bad.to_csv(self.output_dir / BAD_IMAGES_FILE, index=False)
+        log.warning("Skipping %d unusable images (%s); listed in %s.", len(bad), summary,
+                    self.output_dir / BAD_IMAGES_FILE if self.output_dir else "bad_images")
+        return {name: rows[~rows.index.isin(bad.index)] for name, rows in splits.items()}
+
+    @property
+    def rows(self) -> dict[str, pd.DataFrame]:
+        """The split with unusable images taken out (made once, then reused)."""
+        if not self.splits:
+            self.splits = self._check_images(self._make_splits())
+        return self.splits
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        pipeline = ImagePipeline(
+            image_size=self.image_size,
+            variant=self.preprocess,
+            randaugment=self.randaugment,
+            **self.data_config,
+        )
+        for name, rows in self.rows.items():
+            self.datasets[name] = RareSpeciesDataset(
+                self.root, rows, self.labels_of(rows), pipeline,
+                max_pixels=self.max_image_pixels, on_non_rgb=self.on_non_rgb,
+                fast_decode=self.fast_decode,
+            )
+        counts = ", ".join(f"{n} {len(self.datasets[n]):,}" for n in SPLITS)
+        log.info("%s: %d classes (%s); %s", self.root, self.num_classes, self.target, counts)
+
+    # ---- imbalance ---------------------------------------------------------------------
+    @property
+    def class_weights(self) -> torch.Tensor | None:
+        """Loss weights when data.imbalance asks for them (from the training counts)."""
+        if self.imbalance not in ("class_weights", "both"):
+            return None
+        return balanced_class_weights(self.labels_of(self.rows["train"]), self.num_classes)
+
+    def train_sampler(self) -> OversampleSampler | None:
+        if self.imbalance not in ("oversample", "both"):
+            return None
+        return OversampleSampler(self.datasets["train"].labels, seed=self.seed)
+
+    # ---- loaders -----------------------------------------------------------------------
+    def _loader(self, name: str, sampler=None, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            self.datasets[name],
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=shuffle and sampler is None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", sampler=self.train_sampler(), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: enough to name predictions and rebuild the pixels."""
+        return {
+            "class_names": self.class_names,
+            "target": self.target,
+            "image_size": self.image_size,
+            "preprocess": self.preprocess,
+            "data_config": self.data_config,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("class_names") not in (None, self.class_names):
+            raise ValueError(
+                "The checkpoint was trained on other classes than this data set has; "
+                "point data.root at the data it was trained on."
+            )

@@ -1,0 +1,56 @@
+"""A map-style dataset over rows of the rare-species index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from src.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from src.data.transforms import ImagePipeline
+
+
+class RareSpeciesDataset(Dataset):
+    """Yields ``(image, label)``; index ``i + len(self)`` is an augmented copy of item ``i``.
+
+    The second half of the index space is what :class:`~src.data.sampling.OversampleSampler`
+    draws from; plain samplers only ever ask for ``0 .. len(self) - 1``.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        rows: pd.DataFrame,
+        labels: list[int],
+        pipeline: ImagePipeline,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        on_non_rgb: str = "convert",
+        fast_decode: bool = True,
+    ) -> None:
+        if len(rows) != len(labels):
+            raise ValueError(f"{len(rows)} rows but {len(labels)} labels.")
+        self.root = Path(root)
+        self.file_paths = rows["file_path"].tolist()
+        self.labels = list(labels)
+        self.pipeline = pipeline
+        self.max_pixels = max_pixels
+        self.on_non_rgb = on_non_rgb
+        self.draft_size = pipeline.image_size if fast_decode else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def load(self, index: int):
+        """The decoded ``(H, W, 3)`` uint8 array of item ``index``."""
+        return load_rgb(
+            self.root / self.file_paths[index],
+            max_pixels=self.max_pixels,
+            draft_size=self.draft_size,
+            on_non_rgb=self.on_non_rgb,
+        )
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        item, augmented = index % len(self), index >= len(self)
+        return self.pipeline(self.load(item), augment=augmented), self.labels[item]

@@ -1,0 +1,177 @@
+"""Fetch the real images from the Hugging Face hub and lay them out in the project's format.
+
+    python -m src.data.download --out data/rare_species          # needs internet
+    python -m src.data.download --out data/rare_species --from HF_SNAPSHOT_DIR
+
+The hub's layout (``dataset/<kingdom-phylum-class-order-family-genus-species>/
+<content>_<page>_eol_full-size-copy.jpg`` plus ``metadata/rarespecies-catalog.csv``)
+becomes ``<out>/metadata.csv`` and ``<out>/<phylum>_<family>/<content>_<page>_eol-full-size-copy.jpg``.
+By default the rows are those of the shipped real index (11,983 images, the original's
+duplicates already removed), so ids and the split match the original exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from src.data.schema import (
+    COLUMNS,
+    METADATA_FILE,
+    DataFormatError,
+    image_rel_path,
+    read_reference_index,
+)
+from src.errors import UserFacingError, check_choice
+
+REPO_ID = "imageomics/rare-species"
+CATALOG = Path("metadata") / "rarespecies-catalog.csv"
+IMAGE_DIR = "dataset"
+HF_NAME = re.compile(r"^(\d+)_(\d+)_eol[_-]full-size-copy\.jpe?g$", re.IGNORECASE)
+LINK_MODES = ("hardlink", "copy", "symlink", "move")
+
+
+class DownloadError(UserFacingError, RuntimeError):
+    """The data set could not be fetched or converted."""
+
+
+def fetch(cache_dir: Path, revision: str | None = None) -> Path:
+    """Download (or reuse) the hub snapshot; one clear sentence when the hub is unreachable."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(
+            snapshot_download(
+                repo_id=REPO_ID,
+                repo_type="dataset",
+                revision=revision,
+                local_dir=cache_dir,
+                allow_patterns=[f"{IMAGE_DIR}/**", f"{CATALOG.parent}/**"],
+            )
+        )
+    except Exception as err:  # offline, DNS, proxy, auth: all end the same way for a user
+        raise DownloadError(
+            f"Could not download {REPO_ID} from the Hugging Face hub ({type(err).__name__}): "
+            "run this command on a machine with internet access, or copy a snapshot of the "
+            "data set here and pass --from DIR, or train on data=synthetic."
+        ) from err
+
+
+def read_catalog(snapshot: Path) -> pd.DataFrame:
+    path = snapshot / CATALOG
+    if not path.is_file():
+        raise DataFormatError(f"{path} is missing: {snapshot} is not a snapshot of {REPO_ID}.")
+    catalog = pd.read_csv(path, skipinitialspace=True)
+    catalog.columns = [c.strip() for c in catalog.columns]
+    needed = {"rarespecies_id", "eol_content_id", "eol_page_id", "kingdom", "phylum", "family"}
+    missing = sorted(needed - set(catalog.columns))
+    if missing:
+        raise DataFormatError(f"{path} lacks the column(s) {', '.join(missing)}.")
+    return catalog
+
+
+def find_images(snapshot: Path) -> dict[tuple[int, int], Path]:
+    """(eol_content_id, eol_page_id) -> image file, from the hub's file names."""
+    found = {}
+    for path in sorted((snapshot / IMAGE_DIR).rglob("*")):
+        match = HF_NAME.match(path.name)
+        if match and path.is_file():
+            found[(int(match.group(1)), int(match.group(2)))] = path
+    return found
+
+
+def catalog_rows(catalog: pd.DataFrame) -> pd.DataFrame:
+    """The catalog in the project's columns, one row per image (duplicates dropped)."""
+    rows = catalog.drop_duplicates(["eol_content_id", "eol_page_id"]).copy()
+    for column in ("kingdom", "phylum", "family"):
+        rows[column] = rows[column].astype(str).str.strip().str.lower()
+    rows["rare_species_id"] = rows["rarespecies_id"].astype(str)
+    rows["file_path"] = [
+        image_rel_path(p, f, c, g)
+        for p, f, c, g in zip(rows["phylum"], rows["family"], rows["eol_content_id"],
+                              rows["eol_page_id"])
+    ]
+    return rows[list(COLUMNS)].reset_index(drop=True)
+
+
+def place(source: Path, target: Path, mode: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target.unlink()
+    if mode == "hardlink":
+        try:
+            os.link(source, target)
+            return
+        except OSError:  # other file system: fall back to a copy
+            mode = "copy"
+    if mode == "copy":
+        shutil.copy2(source, target)
+    elif mode == "symlink":
+        target.symlink_to(source.resolve())
+    elif mode == "move":
+        shutil.move(source, target)
+
+
+def convert(
+    snapshot: str | Path,
+    out: str | Path,
+    index: pd.DataFrame | None = None,
+    mode: str = "hardlink",
+) -> pd.DataFrame:
+    """Lay a hub snapshot out as ``<out>/metadata.csv`` + images; every row's file must exist.
+
+    ``index`` fixes the rows (default in the CLI: the shipped real index); without it the
+    catalog's rows are used.
+    """
+    check_choice("mode", mode, LINK_MODES)
+    snapshot, out = Path(snapshot), Path(out)
+    rows = catalog_rows(read_catalog(snapshot)) if index is None else index[list(COLUMNS)]
+    images = find_images(snapshot)
+    keys = list(zip(rows["eol_content_id"].astype(int), rows["eol_page_id"].astype(int)))
+    missing = [rows["file_path"].iloc[i] for i, key in enumerate(keys) if key not in images]
+    if missing:
+        raise DownloadError(
+            f"{len(missing)} of {len(rows)} images are not in {snapshot / IMAGE_DIR} "
+            f"(e.g. {missing[0]}); the download is incomplete: run the command again."
+        )
+    for key, rel in zip(keys, rows["file_path"]):
+        place(images[key], out / rel, mode)
+    not_written = [p for p in rows["file_path"] if not (out / p).is_file()]
+    if not_written:
+        raise DownloadError(f"{len(not_written)} images could not be written, e.g. {not_written[0]}.")
+    rows.to_csv(out / METADATA_FILE, index=False)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.data.download",
+        description=f"Download {REPO_ID} and convert it to the project's on-disk format.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="image root to create")
+    parser.add_argument("--from", dest="snapshot", type=Path,
+                        help="an existing snapshot of the hub repository (skips the download)")
+    parser.add_argument("--cache", type=Path, help="where to keep the hub snapshot "
+                        "(default: <out>/.hf_snapshot)")
+    parser.add_argument("--revision", help="hub revision (commit) to download")
+    parser.add_argument("--mode", choices=LINK_MODES, default="hardlink",
+                        help="how images get from the snapshot into --out")
+    parser.add_argument("--rows", choices=("reference", "catalog"), default="reference",
+                        help="reference: the shipped 11,983-row index; catalog: the hub catalog")
+    args = parser.parse_args(argv)
+    try:
+        snapshot = args.snapshot or fetch(args.cache or args.out / ".hf_snapshot", args.revision)
+        index = read_reference_index() if args.rows == "reference" else None
+        rows = convert(snapshot, args.out, index=index, mode=args.mode)
+    except (DownloadError, DataFormatError) as err:
+        parser.exit(1, f"error: {err}\n")
+    print(f"Wrote {len(rows):,} images of {rows['family'].nunique()} families to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""A synthetic stand-in for the rare-species images, in exactly the real on-disk format.
+
+Rows are real rows of the shipped index (real family names, ids and file paths); only
+the pixels are made up. Each family gets a striped "animal" of its own hue, stripe
+angle and stripe frequency, with a body shape per phylum, placed, sized and coloured
+with noise, on a random background, so a model can learn families but not trivially.
+About 15 % of the images are non-animal outliers (text, blank frames, maps), as the
+real set has, for the zero-shot filter to find. ``synthetic_truth.csv`` says which.
+
+    python -m src.data.synthetic --out DIR [--scale full|small|tiny] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
+
+from src.data.schema import COLUMNS, METADATA_FILE, read_reference_index
+from src.errors import UserFacingError, check_choice
+
+SCALES = {"full": None, "small": 24, "tiny": 6}  # number of families; None: all 202
+DEFAULT_SIZES = {"full": (256, 512), "small": (80, 128), "tiny": (48, 64)}
+TINY_SHRINK, TINY_MIN_PER_FAMILY = 5, 12  # tiny keeps 1/5 of each family, at least 12
+OUTLIER_KINDS = ("text", "blank", "map")
+TRUTH_FILE = "synthetic_truth.csv"
+DONE_FILE = ".synthetic.json"
+class SyntheticDataError(UserFacingError, FileExistsError):
+    """The cache folder holds a synthetic data set made with other settings."""
+
+
+PHYLUM_SHAPES = {"chordata": 0, "arthropoda": 1, "cnidaria": 2, "mollusca": 3, "echinodermata": 4}
+
+
+def select_rows(scale: str) -> pd.DataFrame:
+    """Rows of the real index kept at ``scale``: every family at ``full``, else a spread.
+
+    The reduced scales keep the largest families (the imbalance is the point) and one
+    family of each phylum, then fill up with families spread over the alphabet.
+    """
+    check_choice("data.synthetic.scale", scale, list(SCALES))
+    index = read_reference_index()
+    wanted = SCALES[scale]
+    if wanted is None:
+        return index
+    counts = index.groupby("family").size()
+    phyla = index.groupby("family")["phylum"].first()
+    chosen = list(counts.sort_values(ascending=False, kind="stable").index[: max(1, wanted // 8)])
+    for phylum in sorted(phyla.unique()):
+        if len(chosen) < wanted and phylum not in set(phyla[chosen]):
+            chosen.append(phyla[phyla == phylum].index.sort_values()[0])
+    rest = [f for f in counts.index.sort_values() if f not in chosen]
+    step = len(rest) / max(1, wanted - len(chosen))
+    chosen += [rest[int(i * step)] for i in range(wanted - len(chosen))]
+    rows = index[index["family"].isin(chosen)]
+    if scale == "tiny":
+        keep = (counts // TINY_SHRINK).clip(lower=TINY_MIN_PER_FAMILY)
+        rank = rows.groupby("family").cumcount()
+        rows = rows[rank < rows["family"].map(keep)]
+    return rows
+
+
+def family_styles(families: list[str]) -> dict[str, tuple[float, float, float]]:
+    """(hue, stripe angle, stripes per body) per family, spread as far apart as the count allows."""
+    n = len(families)
+    hues = min(12, n)
+    angles = min(6, math.ceil(n / hues))
+    styles = {}
+    for i, family in enumerate(sorted(families)):
+        hue = (i % hues) / hues
+        angle = ((i // hues) % angles) * math.pi / angles
+        frequency = 3.0 + 2.5 * (i // (hues * angles))
+        styles[family] = (hue, angle, frequency)
+    return styles
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    i = np.floor(h * 6).astype(int) % 6
+    f = h * 6 - np.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    rgb = np.zeros(h.shape + (3,))
+    for k, (r, g, b) in enumerate(choices):
+        mask = i == k
+        rgb[mask] = np.stack([r[mask], g[mask], b[mask]], axis=-1)
+    return rgb
+
+
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    a, b = rng.uniform(0.2, 0.8, size=(2, 3))
+    theta = rng.uniform(0, 2 * math.pi)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    t = (x * math.cos(theta) + y * math.sin(theta)) % 1.0
+    return a + (b - a) * t[..., None]
+
+
+def _body_mask(shape_id: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Mask of the body in its own rotated coordinates (u, v in units of the body radius)."""
+    radius, angle = np.hypot(u, v), np.arctan2(v, u)
+    if shape_id == 1:  # arthropoda: long and segmented
+        return (u / 1.0) ** 2 + (v / 0.45) ** 2 * (1 + 0.3 * np.cos(6 * u)) < 1
+    if shape_id == 2:  # cnidaria: radial, many arms
+        return radius < 0.55 + 0.35 * np.cos(8 * angle)
+    if shape_id == 3:  # mollusca: a shell, round with a notch
+        return (radius < 0.9) & ~((u > 0.3) & (np.abs(v) < 0.2))
+    if shape_id == 4:  # echinodermata: five-armed star
+        return radius < 0.45 + 0.45 * np.cos(5 * angle) ** 2
+    return u**2 + (v / 0.7) ** 2 < 1  # chordata: an oval
+
+
+def render_animal(rng: np.random.Generator, style, shape_id: int, size: tuple[int, int]):
+    """One noisy "animal": its family's hue, stripe angle and frequency, jittered."""
+    height, width = size
+    hue, angle, frequency = style
+    image = _background(rng, height, width)
+    cy, cx = rng.uniform(0.35, 0.65, size=2) * (height, width)
+    radius = rng.uniform(0.25, 0.4) * min(height, width)
+    turn = rng.uniform(0, 2 * math.pi)
+    y, x = np.mgrid[0:height, 0:width]
+    u = ((x - cx) * math.cos(turn) + (y - cy) * math.sin(turn)) / radius
+    v = (-(x - cx) * math.sin(turn) + (y - cy) * math.cos(turn)) / radius
+    mask = _body_mask(shape_id, u, v)
+    stripe_angle = angle + rng.normal(0, 0.08)
+    # Stripes are fixed to the image axes (not the body) so the angle is a family trait.
+    s = (x * math.cos(stripe_angle) + y * math.sin(stripe_angle)) / min(height, width)
+    wave = np.sin(2 * math.pi * frequency * rng.uniform(0.9, 1.1) * s + rng.uniform(0, 6.3))
+    h = np.full(mask.shape, (hue + rng.normal(0, 0.012)) % 1.0)
+    body = _hsv_to_rgb(h, np.full(h.shape, rng.uniform(0.6, 0.9)), 0.5 + 0.3 * wave)
+    image[mask] = body[mask]
+    image += rng.normal(0, 0.05, size=image.shape)
+    return Image.fromarray(np.clip(image * 255, 0, 255).astype(np.uint8), "RGB")
+
+
+def render_outlier(rng: np.random.Generator, kind: str, size: tuple[int, int]) -> Image.Image:
+    """A non-animal image: a page of text, a blank frame or a map."""
+    height, width = size
+    if kind == "blank":
+        colour = rng.uniform(0.1, 0.95, size=3)
+        image = colour + rng.normal(0, 0.02, size=(height, width, 3))
+        return Image.fromarray(np.clip(image * 255, 0, 255).astype(np.uint8), "RGB")
+    if kind == "text":
+        image = Image.new("RGB", (width, height), tuple(int(c) for c in rng.integers(225, 256, 3)))
+        draw = ImageDraw.Draw(image)
+        font = ImageFont.load_default(size=max(8, height // 12))
+        letters = np.array(list("abcdefghijklmnopqrstuvwxyz    "))
+        for line in range(2, 11):
+            text = "".join(rng.choice(letters, size=40))
+            draw.text((4, line * height // 12), text, fill=(20, 20, 20), font=font)
+        return image
+    image = Image.new("RGB", (width, height), (150, 190, 225))  # a map: sea, land, grid
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(2, 5))):
+        cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0.15, 0.4) * width
+        angles = np.sort(rng.uniform(0, 2 * math.pi, 12))
+        radii = r * rng.uniform(0.5, 1.0, 12)
+        points = [(cx + q * math.cos(a), cy + q * math.sin(a)) for a, q in zip(angles, radii)]
+        draw.polygon(points, fill=(int(rng.integers(190, 235)), 215, 160), outline=(90, 90, 90))
+    for k in range(1, 6):
+        draw.line([(k * width // 6, 0), (k * width // 6, height)], fill=(120, 120, 120))
+        draw.line([(0, k * height // 6), (width, k * height // 6)], fill=(120, 120, 120))
+    return image
+
+
+def render_row(seed: int, number: int, style, shape_id: int, sizes, outlier_fraction: float):
+    """Image ``number`` of the data set; depends only on (seed, number), not on the order."""
+    rng = np.random.default_rng([seed, number])
+    side = int(rng.integers(sizes[0], sizes[1] + 1))
+    aspect = rng.uniform(0.75, 1.33)
+    size = (max(8, int(side / math.sqrt(aspect))), max(8, int(side * math.sqrt(aspect))))
+    if rng.random() < outlier_fraction:
+        kind = str(rng.choice(OUTLIER_KINDS))
+        return render_outlier(rng, kind, size), kind
+    return render_animal(rng, style, shape_id, size), "animal"
+
+
+def write_synthetic(
+    out: str | Path,
+    scale: str = "small",
+    seed: int = 0,
+    sizes: tuple[int, int] | None = None,
+    outlier_fraction: float = 0.15,
+    progress: bool = True,
+) -> Path:
+    """Write images, ``metadata.csv`` and ``synthetic_truth.csv`` into ``out``."""
+    out = Path(out)
+    rows = select_rows(scale).reset_index(drop=True)
+    sizes = tuple(sizes or DEFAULT_SIZES[scale])
+    styles = family_styles(sorted(rows["family"].unique()))
+    kinds = []
+    iterator = tqdm(rows.itertuples(), total=len(rows), desc="synthetic images", disable=not progress)
+    for number, row in enumerate(iterator):
+        image, kind = render_row(
+            seed, number, styles[row.family], PHYLUM_SHAPES.get(row.phylum, 0), sizes,
+            outlier_fraction,
+        )
+        path = out / row.file_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, "JPEG", quality=90)
+        kinds.append(kind)
+    rows[list(COLUMNS)].to_csv(out / METADATA_FILE, index=False)
+    pd.DataFrame({"file_path": rows["file_path"], "kind": kinds}).to_csv(out / TRUTH_FILE, index=False)
+    return out
+
+
+def ensure_synthetic(
+    root: str | Path,
+    scale: str = "small",
+    seed: int = 0,
+    sizes: tuple[int, int] | None = None,
+    outlier_fraction: float = 0.15,
+) -> Path:
+    """Write the data set into ``root`` once; later calls (and racing processes) reuse it.
+
+    Writing goes to a temporary sibling folder that is renamed into place when complete,
+    so an interrupted run never leaves a half-written data set behind.
+    """
+    root = Path(root)
+    params = {"scale": scale, "seed": seed, "sizes": list(sizes or DEFAULT_SIZES[scale]),
+              "outlier_fraction": outlier_fraction}
+    done = root / DONE_FILE
+    if done.is_file():
+        if json.loads(done.read_text()) != params:
+            raise SyntheticDataError(
+                f"{root} holds a synthetic data set made with other settings "
+                f"({done.read_text().strip()}); delete it or choose another data.root."
+            )
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = root.parent / f".{root.name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    write_synthetic(staging, scale, seed, sizes, outlier_fraction)
+    (staging / DONE_FILE).write_text(json.dumps(params))
+    try:
+        staging.rename(root)
+    except OSError:  # another process finished first; its copy is identical
+        shutil.rmtree(staging, ignore_errors=True)
+        if not done.is_file():
+            raise
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.data.synthetic",
+        description="Write a synthetic rare-species data set in the real on-disk format.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="image root to create")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small",
+                        help="full: 202 families, 11,983 images; small: 24 families; tiny: 6")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, nargs=2, metavar=("MIN", "MAX"),
+                        help="range of the longer image side in pixels")
+    parser.add_argument("--outlier-fraction", type=float, default=0.15)
+    args = parser.parse_args(argv)
+    if (args.out / METADATA_FILE).exists():
+        parser.exit(2, f"error: {args.out} already holds a {METADATA_FILE}; choose another --out.\n")
+    write_synthetic(args.out, args.scale, args.seed, args.size, args.outlier_fraction)
+    rows = pd.read_csv(args.out / METADATA_FILE)
+    print(f"Wrote {len(rows):,} images of {rows['family'].nunique()} families to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Pixel pipeline: resize, pre-processing variant, optional RandAugment, normalisation.
+
+Which library does what (each where it is fastest on these images):
+- PIL decodes (with libjpeg draft scaling for large JPEGs, see ``images.load_rgb``);
+- albumentations (OpenCV) resizes the decoded array: on 2 cores it is faster than PIL
+  or torchvision on the same uint8 images;
+- torchvision v2 does the pre-processing variants, RandAugment (albumentations has none)
+  and the normalisation, on uint8 tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+from src.errors import check_choice
+
+PREPROCESS_VARIANTS = ("original", "contrast", "saturation", "grayscale")
+# Factors of the original project's variants.
+CONTRAST_FACTOR = 1.5
+SATURATION_FACTOR = 1.5
+INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+}
+# The baseline CNN rescales to [0, 1], as the original did.
+UNIT_RANGE = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "interpolation": "bilinear"}
+
+
+def check_variant(variant: str) -> str:
+    return check_choice("data.preprocess", variant, PREPROCESS_VARIANTS)
+
+
+def apply_variant(image: torch.Tensor, variant: str) -> torch.Tensor:
+    """Deterministic colour variant on a uint8 ``(3, H, W)`` tensor; grayscale keeps 3 channels."""
+    if variant == "contrast":
+        return F.adjust_contrast(image, CONTRAST_FACTOR)
+    if variant == "saturation":
+        return F.adjust_saturation(image, SATURATION_FACTOR)
+    if variant == "grayscale":
+        return F.rgb_to_grayscale(image, num_output_channels=3)
+    return image
+
+
+@dataclass
+class ImagePipeline:
+    """Turns a decoded ``(H, W, 3)`` uint8 array into a normalised float tensor.
+
+    ``augment=True`` adds RandAugment; callers decide per item, so one pipeline serves
+    original and oversampled copies of the same image.
+    """
+
+    image_size: int = 224
+    variant: str = "original"
+    mean: Sequence[float] = UNIT_RANGE["mean"]
+    std: Sequence[float] = UNIT_RANGE["std"]
+    interpolation: str = "bilinear"
+    randaugment: dict = field(default_factory=lambda: {"num_ops": 2, "magnitude": 9})
+
+    def __post_init__(self) -> None:
+        check_variant(self.variant)
+        check_choice("interpolation", self.interpolation, list(INTERPOLATIONS))
+        self._resize = A.Resize(
+            self.image_size, self.image_size, interpolation=INTERPOLATIONS[self.interpolation]
+        )
+        self._randaugment = v2.RandAugment(**self.randaugment)
+        self._mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
+        self._std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
+
+    def to_uint8(self, array: np.ndarray) -> torch.Tensor:
+        """Resize and apply the variant; the result is what a cache would store."""
+        resized = self._resize(image=array)["image"]
+        tensor = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1)
+        return apply_variant(tensor, self.variant)
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        return (image.float().div_(255.0) - self._mean) / self._std
+
+    def __call__(self, array: np.ndarray, augment: bool = False) -> torch.Tensor:
+        image = self.to_uint8(array)
+        if augment:
+            image = self._randaugment(image)
+        return self.normalize(image)

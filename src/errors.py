@@ -1,0 +1,21 @@
+"""Errors whose message alone tells a user what went wrong and what to do.
+
+Entry points print them as one line and exit with status 1 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserFacingError(Exception):
+    """Bad input or environment (paths, data, options), not a bug in the project."""
+
+
+class ConfigError(UserFacingError, ValueError):
+    """A config value the project cannot use."""
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """``value`` if it is one of ``choices``; else a ConfigError naming the config key."""
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}.")
+    return value

@@ -1,0 +1,29 @@
+"""Shared fixtures: small data sets written in the real on-disk format."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from src.data.synthetic import write_synthetic
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Synthetic data sets go to a temporary cache, never the user's home."""
+    monkeypatch.setenv("RARE_SPECIES_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_source(tmp_path_factory) -> Path:
+    """6 families, up to 30 images each, 40-56 px: written once per test session."""
+    root = tmp_path_factory.mktemp("tiny_source")
+    return write_synthetic(root, scale="tiny", seed=0, sizes=(40, 56), progress=False)
+
+
+@pytest.fixture
+def tiny_root(tiny_source, tmp_path) -> Path:
+    """A private copy of the tiny data set that a test may damage."""
+    return Path(shutil.copytree(tiny_source, tmp_path / "root"))

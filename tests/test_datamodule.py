@@ -1,0 +1,99 @@
+import pandas as pd
+import pytest
+import torch
+
+from src.data.datamodule import RareSpeciesDataModule
+from src.data.schema import DataFormatError
+
+
+def make(root, tmp_path, **kwargs) -> RareSpeciesDataModule:
+    options = {"image_size": 32, "num_workers": 0, "output_dir": str(tmp_path / "run"), **kwargs}
+    return RareSpeciesDataModule(root=str(root), **options)
+
+
+def test_batches_labels_and_sorted_class_names(tiny_root, tmp_path):
+    dm = make(tiny_root, tmp_path, batch_size=8)
+    frame = pd.read_csv(tiny_root / "metadata.csv")
+    assert dm.class_names == sorted(frame["family"].unique())
+    dm.setup("fit")
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0  # baseline: rescale to [0, 1]
+    assert labels.max() < dm.num_classes
+    test = dm.datasets["test"]
+    first = dm.rows["test"].iloc[0]
+    assert dm.class_names[test.labels[0]] == first["family"]
+
+
+def test_phylum_target(tiny_root, tmp_path):
+    dm = make(tiny_root, tmp_path, target="phylum")
+    assert dm.class_names == sorted(pd.read_csv(tiny_root / "metadata.csv")["phylum"].unique())
+
+
+def test_model_normalisation_is_applied(tiny_root, tmp_path):
+    dm = make(tiny_root, tmp_path)
+    dm.setup("fit")
+    plain = dm.datasets["val"][0][0]
+    config = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "interpolation": "bilinear"}
+    dm.use_data_config(config)
+    dm.setup("fit")
+    normalised = dm.datasets["val"][0][0]
+    assert normalised.min() < 0
+    assert torch.allclose(normalised * 0.25 + 0.5, plain, atol=1e-6)
+    dm.use_data_config({**config, "interpolation": "bicubic"})
+    dm.setup("fit")
+    assert not torch.equal(dm.datasets["val"][0][0], normalised)
+
+
+@pytest.mark.parametrize("variant", ["contrast", "saturation", "grayscale"])
+def test_preprocess_variants(tiny_root, tmp_path, variant):
+    original = make(tiny_root, tmp_path)
+    changed = make(tiny_root, tmp_path, preprocess=variant)
+    original.setup("fit")
+    changed.setup("fit")
+    a, b = original.datasets["val"][0][0], changed.datasets["val"][0][0]
+    assert b.shape == (3, 32, 32) and not torch.equal(a, b)
+    if variant == "grayscale":
+        assert torch.equal(b[0], b[1]) and torch.equal(b[1], b[2])
+    if variant == "contrast":
+        assert b.std() > a.std()
+
+
+def test_split_is_written_next_to_the_run_and_reused(tiny_root, tmp_path):
+    first = make(tiny_root, tmp_path)
+    first.setup("fit")
+    split_dir = tmp_path / "run" / "split"
+    saved = {s: pd.read_csv(split_dir / f"{s}.csv") for s in ("train", "val", "test")}
+    assert list(saved["test"]["file_path"]) == list(first.rows["test"]["file_path"])
+    again = make(tiny_root, tmp_path, split={"seed": 5})  # the saved split wins over the seed
+    assert list(again.rows["test"]["file_path"]) == list(saved["test"]["file_path"])
+    elsewhere = make(tiny_root, tmp_path / "other", split_dir=str(tmp_path / "run" / "split"))
+    assert list(elsewhere.rows["val"]["file_path"]) == list(saved["val"]["file_path"])
+    assert (tmp_path / "other" / "run" / "split" / "val.csv").is_file()
+
+
+def test_state_dict_names_the_classes(tiny_root, tmp_path):
+    dm = make(tiny_root, tmp_path)
+    state = dm.state_dict()
+    assert state["class_names"] == dm.class_names and state["target"] == "family"
+    with pytest.raises(ValueError, match="other classes"):
+        dm.load_state_dict({**state, "class_names": ["x"]})
+
+
+def test_missing_root_metadata_and_columns_are_explained(tiny_root, tmp_path):
+    with pytest.raises(DataFormatError, match=r"does not exist: run `python -m src.data.download"):
+        _ = make(tmp_path / "nowhere", tmp_path).class_names
+    (tiny_root / "metadata.csv").rename(tiny_root / "other.csv")
+    with pytest.raises(DataFormatError, match=r"No metadata.csv in .*data=synthetic"):
+        _ = make(tiny_root, tmp_path).class_names
+    frame = pd.read_csv(tiny_root / "other.csv").drop(columns=["family"])
+    frame.to_csv(tiny_root / "metadata.csv", index=False)
+    with pytest.raises(DataFormatError, match="lacks the column"):
+        _ = make(tiny_root, tmp_path).class_names
+
+
+def test_bad_options_are_refused(tiny_root, tmp_path):
+    for option in ({"imbalance": "smote"}, {"preprocess": "sepia"}, {"on_bad_image": "ignore"},
+                   {"target": "genus"}):
+        with pytest.raises(ValueError, match="is not one of"):
+            make(tiny_root, tmp_path, **option)

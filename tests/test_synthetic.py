@@ -1,0 +1,110 @@
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from src.data.schema import COLUMNS, read_index, read_reference_index
+from src.data.synthetic import (
+    DONE_FILE,
+    TRUTH_FILE,
+    ensure_synthetic,
+    family_styles,
+    select_rows,
+    write_synthetic,
+)
+
+PATH_PATTERN = re.compile(r"^[a-z]+_[a-z]+/\d+_\d+_eol-full-size-copy\.jpg$")
+
+
+def test_full_scale_has_the_real_families_and_counts():
+    rows = select_rows("full")
+    real = read_reference_index()
+    assert len(rows) == 11_983
+    assert rows["family"].value_counts().to_dict() == real["family"].value_counts().to_dict()
+
+
+def test_small_scale_keeps_real_counts_and_every_phylum():
+    rows = select_rows("small")
+    real = read_reference_index()["family"].value_counts()
+    assert rows["family"].nunique() == 24
+    assert rows["phylum"].nunique() == 5
+    counts = rows["family"].value_counts()
+    assert counts.to_dict() == real[counts.index].to_dict()
+    assert rows["family"].value_counts().max() == 300  # the imbalance is kept
+
+
+def test_round_trip_in_the_real_format(tiny_source):
+    frame = read_index(tiny_source / "metadata.csv")
+    assert tuple(frame.columns) == COLUMNS
+    assert frame["file_path"].map(PATH_PATTERN.match).all()
+    for row in frame.itertuples():
+        name = f"{row.eol_content_id}_{row.eol_page_id}_eol-full-size-copy.jpg"
+        assert row.file_path == f"{row.phylum}_{row.family}/{name}"
+    real = read_reference_index().set_index("file_path")
+    assert frame["file_path"].isin(real.index).all()
+    for rel in frame["file_path"]:
+        with Image.open(tiny_source / rel) as image:
+            assert image.format == "JPEG" and image.mode == "RGB"
+            assert 28 <= max(image.size) <= 80
+
+
+def test_outliers_are_about_fifteen_percent_and_recorded(tmp_path):
+    root = write_synthetic(tmp_path, scale="small", sizes=(24, 32), progress=False)
+    truth = pd.read_csv(root / TRUTH_FILE)
+    share = (truth["kind"] != "animal").mean()
+    assert 0.11 < share < 0.19
+    assert set(truth["kind"]) == {"animal", "text", "blank", "map"}
+
+
+def test_deterministic_given_a_seed(tmp_path):
+    a = write_synthetic(tmp_path / "a", scale="tiny", seed=3, sizes=(32, 40), progress=False)
+    b = write_synthetic(tmp_path / "b", scale="tiny", seed=3, sizes=(32, 40), progress=False)
+    c = write_synthetic(tmp_path / "c", scale="tiny", seed=4, sizes=(32, 40), progress=False)
+    rel = pd.read_csv(a / "metadata.csv")["file_path"].iloc[5]
+    assert (a / rel).read_bytes() == (b / rel).read_bytes()
+    assert (a / rel).read_bytes() != (c / rel).read_bytes()
+
+
+def test_families_look_different():
+    styles = family_styles([f"f{i}" for i in range(202)])
+    assert len(set(styles.values())) == 202
+
+
+def test_family_pattern_is_measurable(tiny_source):
+    """Mean hue of animal images separates families: a nearest-centroid check."""
+    frame = pd.read_csv(tiny_source / "metadata.csv")
+    truth = pd.read_csv(tiny_source / TRUTH_FILE)
+    frame = frame[truth["kind"].to_numpy() == "animal"]
+
+    def feature(rel):
+        array = np.asarray(Image.open(tiny_source / rel).convert("HSV"), dtype=float)
+        saturated = array[..., 1] > 140
+        angle = array[..., 0][saturated] / 255 * 2 * np.pi
+        return np.array([np.cos(angle).mean(), np.sin(angle).mean()])
+
+    features = np.stack([feature(p) for p in frame["file_path"]])
+    labels = frame["family"].to_numpy()
+    centroids = {f: features[labels == f].mean(0) for f in np.unique(labels)}
+    names = list(centroids)
+    predicted = [names[int(np.argmin([np.linalg.norm(x - centroids[n]) for n in names]))]
+                 for x in features]
+    assert (np.array(predicted) == labels).mean() > 0.5  # chance is 1/6
+
+
+def test_ensure_writes_once_and_refuses_other_settings(tmp_path):
+    root = ensure_synthetic(tmp_path / "syn", scale="tiny", sizes=(24, 32))
+    marker = (root / DONE_FILE).stat().st_mtime_ns
+    ensure_synthetic(tmp_path / "syn", scale="tiny", sizes=(24, 32))
+    assert (root / DONE_FILE).stat().st_mtime_ns == marker
+    assert not list(tmp_path.glob(".syn.tmp-*"))
+    with pytest.raises(FileExistsError, match="other settings"):
+        ensure_synthetic(tmp_path / "syn", scale="tiny", seed=1, sizes=(24, 32))
+
+
+def test_cli(tmp_path, capsys):
+    from src.data.synthetic import main
+
+    main(["--out", str(tmp_path / "cli"), "--scale", "tiny", "--size", "24", "32"])
+    assert "images of 6 families" in capsys.readouterr().out

@@ -1,0 +1,105 @@
+"""End to end: the training entry point as a user runs it, and its configs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from src.models.baseline import BaselineCNN
+
+ROOT = Path(__file__).parents[1]
+TEST_KEYS = {"test/acc", "test/f1_macro", "test/precision_macro", "test/recall_macro",
+             "test/auroc", "test/top5_acc"}
+TINY = ["data.synthetic.scale=tiny", "data.synthetic.sizes=[40,56]", "data.image_size=32",
+        "data.num_workers=0", "data.batch_size=16", "trainer.max_epochs=2",
+        "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false"]
+
+
+def run_train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "src.train", *overrides], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("train")
+    result = run_train(tmp, *TINY, f"hydra.run.dir={tmp / 'run'}", "seed=7")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "run"
+
+
+def test_train_writes_every_output(tiny_run):
+    assert (tiny_run / "checkpoints" / "best.ckpt").is_file()
+    assert (tiny_run / "checkpoints" / "last.ckpt").is_file()
+    assert list((tiny_run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tiny_run / "csv" / "metrics.csv").is_file()
+    for split in ("train", "val", "test"):
+        assert (tiny_run / "split" / f"{split}.csv").is_file()
+    metrics = json.loads((tiny_run / "test_metrics.json").read_text())
+    assert TEST_KEYS <= set(metrics)
+    assert all(0.0 <= metrics[k] <= 1.0 for k in TEST_KEYS)
+    assert "seed: 7" in (tiny_run / ".hydra" / "config.yaml").read_text()
+
+
+def test_checkpoint_names_its_classes(tiny_run):
+    checkpoint = torch.load(tiny_run / "checkpoints" / "best.ckpt", weights_only=True)
+    names = checkpoint["hyper_parameters"]["class_names"]
+    assert names == sorted(names) and len(names) == 6
+    datamodule_state = next(v for k, v in checkpoint.items() if k.endswith("RareSpeciesDataModule"))
+    assert datamodule_state["class_names"] == names
+
+
+def test_bad_root_is_one_clear_line(tmp_path):
+    result = run_train(tmp_path, "data=rarespecies", f"data.root={tmp_path / 'missing'}",
+                       f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "does not exist: run `python -m src.data.download" in result.stderr
+
+
+def compose_config(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_default_config_is_the_offline_synthetic_demo():
+    cfg = compose_config()
+    assert cfg.data.synthetic.scale == "small" and cfg.model.net._target_.endswith("BaselineCNN")
+    assert cfg.monitor == "val/f1_macro"
+    assert cfg.callbacks.model_checkpoint.monitor == "val/f1_macro"
+
+
+def test_real_data_config_composes():
+    cfg = compose_config("data=rarespecies", "data.root=/data/rare_species", "data.imbalance=both")
+    assert cfg.data.root == "/data/rare_species" and cfg.data.synthetic is None
+    assert cfg.data.image_size == 224 and cfg.data.batch_size == 64
+    assert cfg.data.split.seed == 42
+
+
+def test_baseline_matches_the_original_parameter_count():
+    net = BaselineCNN(num_classes=202)
+    params = sum(p.numel() for p in net.parameters())
+    statistics = sum(b.numel() for name, b in net.named_buffers() if "running" in name)
+    assert params + statistics == 449_802
+    assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 202)
+
+
+@pytest.mark.slow
+def test_default_demo_learns(tmp_path):
+    """`python -m src.train` as a new user runs it: a test macro F1 of at least 0.5."""
+    result = run_train(tmp_path, f"hydra.run.dir={tmp_path / 'run'}",
+                       "trainer.enable_progress_bar=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert metrics["test/f1_macro"] >= 0.5
