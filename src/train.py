@@ -54,8 +54,9 @@ def train(cfg: DictConfig) -> float | None:
     if cfg.get("test", True):
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+    score = None if score is None else float(score)
     log.info("Best %s: %s (%s)", cfg.monitor, score, best)
-    return None if score is None else float(score)
+    return score
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
