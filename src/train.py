@@ -40,7 +40,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     )
     datamodule.use_data_config(model.data_config)
     trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")),
+        cfg.trainer,
+        callbacks=instantiate_all(cfg.get("callbacks")),
         logger=instantiate_all(cfg.get("logger")) or False,
     )
     return datamodule, model, trainer

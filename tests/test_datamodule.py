@@ -93,7 +93,11 @@ def test_missing_root_metadata_and_columns_are_explained(tiny_root, tmp_path):
 
 
 def test_bad_options_are_refused(tiny_root, tmp_path):
-    for option in ({"imbalance": "smote"}, {"preprocess": "sepia"}, {"on_bad_image": "ignore"},
-                   {"target": "genus"}):
+    for option in (
+        {"imbalance": "smote"},
+        {"preprocess": "sepia"},
+        {"on_bad_image": "ignore"},
+        {"target": "genus"},
+    ):
         with pytest.raises(ValueError, match="is not one of"):
             make(tiny_root, tmp_path, **option)

@@ -20,17 +20,30 @@ def hf_snapshot(tmp_path) -> tuple[Path, pd.DataFrame]:
     snapshot = tmp_path / "snapshot"
     catalog = []
     for i, row in rows.iterrows():
-        taxa = {"class": f"class{i % 2}", "order": "order", "family": row.family.capitalize(),
-                "genus": f"Genus{i}", "species": "species"}
+        taxa = {
+            "class": f"class{i % 2}",
+            "order": "order",
+            "family": row.family.capitalize(),
+            "genus": f"Genus{i}",
+            "species": "species",
+        }
         folder = "-".join(["Animalia", row.phylum.capitalize()] + [taxa[t] for t in TAXA])
         name = f"{row.eol_content_id}_{row.eol_page_id}_eol_full-size-copy.jpg"
         path = snapshot / "dataset" / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (20, 16), (i * 20, 100, 50)).save(path, "JPEG")
-        catalog.append({"rarespecies_id": row.rare_species_id, "eol_content_id": row.eol_content_id,
-                        "eol_page_id": row.eol_page_id, "kingdom": "Animalia",
-                        "phylum": row.phylum.capitalize(), **taxa,
-                        "sciName": f"Genus{i} species", "common": f"animal {i}"})
+        catalog.append(
+            {
+                "rarespecies_id": row.rare_species_id,
+                "eol_content_id": row.eol_content_id,
+                "eol_page_id": row.eol_page_id,
+                "kingdom": "Animalia",
+                "phylum": row.phylum.capitalize(),
+                **taxa,
+                "sciName": f"Genus{i} species",
+                "common": f"animal {i}",
+            }
+        )
     catalog.append(dict(catalog[0]))  # the hub catalog has duplicates
     (snapshot / "metadata").mkdir()
     catalog_file = snapshot / "metadata" / "rarespecies-catalog.csv"
@@ -76,8 +89,11 @@ def test_cli_from_a_snapshot(hf_snapshot, tmp_path, capsys):
 def test_offline_fails_in_one_clear_sentence(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "src.data.download", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""},
-        cwd=Path(__file__).parents[1], timeout=120,
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": ""},
+        cwd=Path(__file__).parents[1],
+        timeout=120,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -101,7 +101,10 @@ def _damaged_datamodule(root: Path, tmp_path: Path, policy: str) -> RareSpeciesD
     for kind, rel in zip(KINDS, frame["file_path"].iloc[::37]):
         damage(root / rel, kind)
     return RareSpeciesDataModule(
-        root=str(root), image_size=32, num_workers=0, on_bad_image=policy,
+        root=str(root),
+        image_size=32,
+        num_workers=0,
+        on_bad_image=policy,
         output_dir=str(tmp_path / "run"),
     )
 
@@ -127,8 +130,9 @@ def test_bad_images_skipped_are_listed(tiny_root, tmp_path):
     kept = set().union(*(set(rows["file_path"]) for rows in dm.rows.values()))
     assert not kept & set(listed["file_path"])
     # the split itself (written next to the run) still holds every row
-    written = sum(len(pd.read_csv(tmp_path / "run" / "split" / f"{s}.csv"))
-                  for s in ("train", "val", "test"))
+    written = sum(
+        len(pd.read_csv(tmp_path / "run" / "split" / f"{s}.csv")) for s in ("train", "val", "test")
+    )
     assert written == total
     batch = next(iter(dm.train_dataloader()))
     assert batch[0].shape[1:] == (3, 32, 32)

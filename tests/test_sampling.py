@@ -43,8 +43,13 @@ def test_balanced_class_weights_formula():
 
 
 def test_datamodule_oversample_uses_augmented_copies(tiny_root, tmp_path):
-    dm = RareSpeciesDataModule(root=str(tiny_root), image_size=32, num_workers=0,
-                               imbalance="oversample", output_dir=str(tmp_path))
+    dm = RareSpeciesDataModule(
+        root=str(tiny_root),
+        image_size=32,
+        num_workers=0,
+        imbalance="oversample",
+        output_dir=str(tmp_path),
+    )
     dm.setup("fit")
     loader = dm.train_dataloader()
     train = dm.datasets["train"]
@@ -60,13 +65,19 @@ def test_datamodule_oversample_uses_augmented_copies(tiny_root, tmp_path):
     assert len(dm.val_dataloader().dataset) == len(dm.rows["val"])  # never resampled
 
 
-@pytest.mark.parametrize("mode, weighted, oversampled", [
-    ("none", False, False), ("class_weights", True, False),
-    ("oversample", False, True), ("both", True, True),
-])
+@pytest.mark.parametrize(
+    "mode, weighted, oversampled",
+    [
+        ("none", False, False),
+        ("class_weights", True, False),
+        ("oversample", False, True),
+        ("both", True, True),
+    ],
+)
 def test_imbalance_modes(tiny_root, tmp_path, mode, weighted, oversampled):
-    dm = RareSpeciesDataModule(root=str(tiny_root), image_size=32, num_workers=0,
-                               imbalance=mode, output_dir=str(tmp_path))
+    dm = RareSpeciesDataModule(
+        root=str(tiny_root), image_size=32, num_workers=0, imbalance=mode, output_dir=str(tmp_path)
+    )
     dm.setup("fit")
     assert (dm.class_weights is not None) == weighted
     assert (dm.train_sampler() is not None) == oversampled

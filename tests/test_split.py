@@ -26,7 +26,11 @@ def test_shipped_index_is_the_real_one(index):
     assert len(index) == 11_983
     assert index["family"].nunique() == 202
     assert index["phylum"].value_counts().to_dict() == {
-        "chordata": 9_952, "arthropoda": 951, "cnidaria": 810, "mollusca": 210, "echinodermata": 60,
+        "chordata": 9_952,
+        "arthropoda": 951,
+        "cnidaria": 810,
+        "mollusca": 210,
+        "echinodermata": 60,
     }
 
 
@@ -76,8 +80,9 @@ def test_saved_split_is_reused_and_checked(index, splits, tmp_path):
 
 
 def test_too_small_class_is_named(index):
-    small = pd.concat([index[index["family"] != "siluridae"],
-                       index[index["family"] == "siluridae"].head(4)])
+    small = pd.concat(
+        [index[index["family"] != "siluridae"], index[index["family"] == "siluridae"].head(4)]
+    )
     with pytest.raises(SplitError, match=r"siluridae \(4\)"):
         stratified_split(small)
 

@@ -88,8 +88,9 @@ def test_family_pattern_is_measurable(tiny_source):
     labels = frame["family"].to_numpy()
     centroids = {f: features[labels == f].mean(0) for f in np.unique(labels)}
     names = list(centroids)
-    predicted = [names[int(np.argmin([np.linalg.norm(x - centroids[n]) for n in names]))]
-                 for x in features]
+    predicted = [
+        names[int(np.argmin([np.linalg.norm(x - centroids[n]) for n in names]))] for x in features
+    ]
     assert (np.array(predicted) == labels).mean() > 0.5  # chance is 1/6
 
 

@@ -156,8 +156,12 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             bad.to_csv(self.output_dir / BAD_IMAGES_FILE, index=False)
-        log.warning("Skipping %d unusable images (%s); listed in %s.", len(bad), summary,
-                    self.output_dir / BAD_IMAGES_FILE if self.output_dir else "bad_images")
+        log.warning(
+            "Skipping %d unusable images (%s); listed in %s.",
+            len(bad),
+            summary,
+            self.output_dir / BAD_IMAGES_FILE if self.output_dir else "bad_images",
+        )
         return {name: rows[~rows.index.isin(bad.index)] for name, rows in splits.items()}
 
     @property
@@ -178,8 +182,12 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         )
         for name, rows in self.rows.items():
             self.datasets[name] = RareSpeciesDataset(
-                self.root, rows, self.labels_of(rows), pipeline,
-                max_pixels=self.max_image_pixels, on_non_rgb=self.on_non_rgb,
+                self.root,
+                rows,
+                self.labels_of(rows),
+                pipeline,
+                max_pixels=self.max_image_pixels,
+                on_non_rgb=self.on_non_rgb,
                 fast_decode=self.fast_decode,
             )
         counts = ", ".join(f"{n} {len(self.datasets[n]):,}" for n in SPLITS)

@@ -5,7 +5,8 @@
 
 The hub's layout (``dataset/<kingdom-phylum-class-order-family-genus-species>/
 <content>_<page>_eol_full-size-copy.jpg`` plus ``metadata/rarespecies-catalog.csv``)
-becomes ``<out>/metadata.csv`` and ``<out>/<phylum>_<family>/<content>_<page>_eol-full-size-copy.jpg``.
+becomes ``<out>/metadata.csv`` and
+``<out>/<phylum>_<family>/<content>_<page>_eol-full-size-copy.jpg``.
 By default the rows are those of the shipped real index (11,983 images, the original's
 duplicates already removed), so ids and the split match the original exactly.
 """
@@ -93,8 +94,9 @@ def catalog_rows(catalog: pd.DataFrame) -> pd.DataFrame:
     rows["rare_species_id"] = rows["rarespecies_id"].astype(str)
     rows["file_path"] = [
         image_rel_path(p, f, c, g)
-        for p, f, c, g in zip(rows["phylum"], rows["family"], rows["eol_content_id"],
-                              rows["eol_page_id"])
+        for p, f, c, g in zip(
+            rows["phylum"], rows["family"], rows["eol_content_id"], rows["eol_page_id"]
+        )
     ]
     return rows[list(COLUMNS)].reset_index(drop=True)
 
@@ -143,7 +145,9 @@ def convert(
         place(images[key], out / rel, mode)
     not_written = [p for p in rows["file_path"] if not (out / p).is_file()]
     if not_written:
-        raise DownloadError(f"{len(not_written)} images could not be written, e.g. {not_written[0]}.")
+        raise DownloadError(
+            f"{len(not_written)} images could not be written, e.g. {not_written[0]}."
+        )
     rows.to_csv(out / METADATA_FILE, index=False)
     return rows
 
@@ -154,15 +158,28 @@ def main(argv: list[str] | None = None) -> None:
         description=f"Download {REPO_ID} and convert it to the project's on-disk format.",
     )
     parser.add_argument("--out", type=Path, required=True, help="image root to create")
-    parser.add_argument("--from", dest="snapshot", type=Path,
-                        help="an existing snapshot of the hub repository (skips the download)")
-    parser.add_argument("--cache", type=Path, help="where to keep the hub snapshot "
-                        "(default: <out>/.hf_snapshot)")
+    parser.add_argument(
+        "--from",
+        dest="snapshot",
+        type=Path,
+        help="an existing snapshot of the hub repository (skips the download)",
+    )
+    parser.add_argument(
+        "--cache", type=Path, help="where to keep the hub snapshot (default: <out>/.hf_snapshot)"
+    )
     parser.add_argument("--revision", help="hub revision (commit) to download")
-    parser.add_argument("--mode", choices=LINK_MODES, default="hardlink",
-                        help="how images get from the snapshot into --out")
-    parser.add_argument("--rows", choices=("reference", "catalog"), default="reference",
-                        help="reference: the shipped 11,983-row index; catalog: the hub catalog")
+    parser.add_argument(
+        "--mode",
+        choices=LINK_MODES,
+        default="hardlink",
+        help="how images get from the snapshot into --out",
+    )
+    parser.add_argument(
+        "--rows",
+        choices=("reference", "catalog"),
+        default="reference",
+        help="reference: the shipped 11,983-row index; catalog: the hub catalog",
+    )
     args = parser.parse_args(argv)
     try:
         snapshot = args.snapshot or fetch(args.cache or args.out / ".hf_snapshot", args.revision)

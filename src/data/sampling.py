@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Sampler
+
 from src.errors import check_choice
 
 IMBALANCE_MODES = ("none", "oversample", "class_weights", "both")

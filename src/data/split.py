@@ -29,7 +29,9 @@ class SplitError(UserFacingError, ValueError):
 def min_class_size(val_fraction: float, test_fraction: float) -> int:
     """Smallest class that still puts at least one image in each split (and 2 in the holdout)."""
     smallest = min(val_fraction, test_fraction, 1.0 - val_fraction - test_fraction)
-    return max(3, math.ceil(1 / smallest - 1e-9), math.ceil(2 / (val_fraction + test_fraction) - 1e-9))
+    return max(
+        3, math.ceil(1 / smallest - 1e-9), math.ceil(2 / (val_fraction + test_fraction) - 1e-9)
+    )
 
 
 def _check_class_sizes(frame: pd.DataFrame, target: str, minimum: int) -> None:
@@ -55,7 +57,9 @@ def stratified_split(
     check_target(target)
     holdout = val_fraction + test_fraction
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and holdout < 1):
-        raise SplitError(f"val and test fractions {val_fraction}, {test_fraction} must be in (0, 1).")
+        raise SplitError(
+            f"val and test fractions {val_fraction}, {test_fraction} must be in (0, 1)."
+        )
     _check_class_sizes(frame, target, min_class_size(val_fraction, test_fraction))
     try:
         train, rest = train_test_split(

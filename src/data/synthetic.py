@@ -33,6 +33,8 @@ TINY_SHRINK, TINY_MIN_PER_FAMILY = 5, 12  # tiny keeps 1/5 of each family, at le
 OUTLIER_KINDS = ("text", "blank", "map")
 TRUTH_FILE = "synthetic_truth.csv"
 DONE_FILE = ".synthetic.json"
+
+
 class SyntheticDataError(UserFacingError, FileExistsError):
     """The cache folder holds a synthetic data set made with other settings."""
 
@@ -195,10 +197,16 @@ def write_synthetic(
     sizes = tuple(sizes or DEFAULT_SIZES[scale])
     styles = family_styles(sorted(rows["family"].unique()))
     kinds = []
-    iterator = tqdm(rows.itertuples(), total=len(rows), desc="synthetic images", disable=not progress)
+    iterator = tqdm(
+        rows.itertuples(), total=len(rows), desc="synthetic images", disable=not progress
+    )
     for number, row in enumerate(iterator):
         image, kind = render_row(
-            seed, number, styles[row.family], PHYLUM_SHAPES.get(row.phylum, 0), sizes,
+            seed,
+            number,
+            styles[row.family],
+            PHYLUM_SHAPES.get(row.phylum, 0),
+            sizes,
             outlier_fraction,
         )
         path = out / row.file_path
@@ -206,7 +214,9 @@ def write_synthetic(
         image.save(path, "JPEG", quality=90)
         kinds.append(kind)
     rows[list(COLUMNS)].to_csv(out / METADATA_FILE, index=False)
-    pd.DataFrame({"file_path": rows["file_path"], "kind": kinds}).to_csv(out / TRUTH_FILE, index=False)
+    pd.DataFrame({"file_path": rows["file_path"], "kind": kinds}).to_csv(
+        out / TRUTH_FILE, index=False
+    )
     return out
 
 
@@ -223,8 +233,12 @@ def ensure_synthetic(
     so an interrupted run never leaves a half-written data set behind.
     """
     root = Path(root)
-    params = {"scale": scale, "seed": seed, "sizes": list(sizes or DEFAULT_SIZES[scale]),
-              "outlier_fraction": outlier_fraction}
+    params = {
+        "scale": scale,
+        "seed": seed,
+        "sizes": list(sizes or DEFAULT_SIZES[scale]),
+        "outlier_fraction": outlier_fraction,
+    }
     done = root / DONE_FILE
     if done.is_file():
         if json.loads(done.read_text()) != params:
@@ -253,15 +267,26 @@ def main(argv: list[str] | None = None) -> None:
         description="Write a synthetic rare-species data set in the real on-disk format.",
     )
     parser.add_argument("--out", type=Path, required=True, help="image root to create")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="small",
-                        help="full: 202 families, 11,983 images; small: 24 families; tiny: 6")
+    parser.add_argument(
+        "--scale",
+        choices=sorted(SCALES),
+        default="small",
+        help="full: 202 families, 11,983 images; small: 24 families; tiny: 6",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, nargs=2, metavar=("MIN", "MAX"),
-                        help="range of the longer image side in pixels")
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="range of the longer image side in pixels",
+    )
     parser.add_argument("--outlier-fraction", type=float, default=0.15)
     args = parser.parse_args(argv)
     if (args.out / METADATA_FILE).exists():
-        parser.exit(2, f"error: {args.out} already holds a {METADATA_FILE}; choose another --out.\n")
+        parser.exit(
+            2, f"error: {args.out} already holds a {METADATA_FILE}; choose another --out.\n"
+        )
     write_synthetic(args.out, args.scale, args.seed, args.size, args.outlier_fraction)
     rows = pd.read_csv(args.out / METADATA_FILE)
     print(f"Wrote {len(rows):,} images of {rows['family'].nunique()} families to {args.out}")

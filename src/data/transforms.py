@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
+
 from src.errors import check_choice
 
 PREPROCESS_VARIANTS = ("original", "contrast", "saturation", "grayscale")

@@ -42,9 +42,15 @@ class SpeciesClassifier(pl.LightningModule):
         if class_weights is not None:
             class_weights = [float(w) for w in class_weights]
         self.save_hyperparameters(
-            {"net": net, "class_names": list(class_names), "optimizer": optimizer,
-             "scheduler": scheduler, "label_smoothing": label_smoothing,
-             "class_weights": class_weights, "monitor": monitor}
+            {
+                "net": net,
+                "class_names": list(class_names),
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "label_smoothing": label_smoothing,
+                "class_weights": class_weights,
+                "monitor": monitor,
+            }
         )
         self.net: nn.Module = hydra.utils.instantiate(net, num_classes=len(class_names))
         weights = torch.tensor(class_weights) if class_weights is not None else None
