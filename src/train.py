@@ -8,15 +8,13 @@ and returns the monitored metric (what sweeps optimise).
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from src.errors import UserFacingError
-from src.utils import register_resolvers
+from src.utils import register_resolvers, run_cli
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -39,6 +37,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
         _recursive_=False,
     )
     datamodule.use_data_config(model.data_config)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
     trainer = instantiate(
         cfg.trainer,
         callbacks=instantiate_all(cfg.get("callbacks")),
@@ -62,12 +61,7 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        return train(cfg)
-    except UserFacingError as err:  # bad data or options: one line, no traceback
-        log.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    return run_cli(train, cfg)
 
 
 if __name__ == "__main__":

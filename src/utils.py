@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import UserFacingError
+
+log = logging.getLogger(__name__)
 
 
 def auto_precision() -> str:
@@ -13,6 +22,45 @@ def auto_precision() -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
+def synthetic_dir_name(scale: str, seed: int, sizes=None, outlier_fraction: float = 0.15) -> str:
+    """A cache folder name per synthetic data set, so different settings never collide."""
+    name = f"synthetic-{scale}-seed{seed}"
+    if sizes:
+        name += f"-{sizes[0]}to{sizes[1]}px"
+    if outlier_fraction != 0.15:
+        name += f"-outliers{outlier_fraction:g}"
+    return name
+
+
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("auto_precision"):
-        OmegaConf.register_new_resolver("auto_precision", auto_precision)
+    for name, function in (
+        ("auto_precision", auto_precision),
+        ("synthetic_dir", synthetic_dir_name),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
+
+
+def run_cli(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """Run an entry point's task; bad data or options end in one line, not a traceback."""
+    try:
+        return task(cfg)
+    except Exception as err:
+        cause = user_facing_cause(err)
+        if cause is None:
+            raise
+        log.error("%s", cause)
+        print(f"error: {cause}", file=sys.stderr)
+        sys.exit(1)
+
+
+def user_facing_cause(err: BaseException) -> UserFacingError | None:
+    """The UserFacingError behind ``err`` (Hydra wraps errors raised while instantiating)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserFacingError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

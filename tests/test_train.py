@@ -97,7 +97,7 @@ def compose_config(*overrides: str):
 
 def test_default_config_is_the_offline_synthetic_demo():
     cfg = compose_config()
-    assert cfg.data.synthetic.scale == "small" and cfg.model.net._target_.endswith("BaselineCNN")
+    assert cfg.data.synthetic.scale == "small" and cfg.model.architecture.endswith("BaselineCNN")
     assert cfg.monitor == "val/f1_macro"
     assert cfg.callbacks.model_checkpoint.monitor == "val/f1_macro"
 
@@ -126,3 +126,56 @@ def test_default_demo_learns(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert metrics["test/f1_macro"] >= 0.5
+
+
+def test_reports_are_written_and_add_up(tiny_run):
+    import pandas as pd
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from src.callbacks import REPORT_FILES
+
+    for name in REPORT_FILES:
+        assert (tiny_run / name).is_file(), name
+    report = pd.read_csv(tiny_run / "classification_report.csv")
+    assert {"class", "phylum", "precision", "recall", "f1", "support"} <= set(report.columns)
+    assert report["support"].sum() == len(pd.read_csv(tiny_run / "split" / "test.csv"))
+    assert set(report["phylum"]) <= {
+        "chordata",
+        "arthropoda",
+        "cnidaria",
+        "mollusca",
+        "echinodermata",
+    }
+    images = set()
+    for events in (tiny_run / "tensorboard").glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"images": 0})
+        accumulator.Reload()
+        images |= set(accumulator.Tags()["images"])
+    assert {"test/confusion_matrix", "test/errors"} <= images
+
+
+def test_evaluate_reproduces_the_training_metrics(tiny_run, tmp_path):
+    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.evaluate",
+            f"ckpt_path={tiny_run / 'checkpoints' / 'best.ckpt'}",
+            f"hydra.run.dir={tmp_path / 'ev'}",
+            "trainer.limit_test_batches=2",
+            "trainer.enable_progress_bar=false",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads((tiny_run / "test_metrics.json").read_text())
+    evaluated = json.loads((tmp_path / "ev" / "test_metrics.json").read_text())
+    assert evaluated.keys() == trained.keys()
+    for key, value in trained.items():
+        assert evaluated[key] == pytest.approx(value, abs=1e-6), key
+    assert (tmp_path / "ev" / "confusion_matrix.png").is_file()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from src.data.transforms import UNIT_RANGE
@@ -17,46 +19,69 @@ from src.models.optim import build_optimizer, build_scheduler
 
 def _plain(value: Any) -> Any:
     """Hydra configs to plain containers, so checkpoints load with ``weights_only=True``."""
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
 
 
 class SpeciesClassifier(pl.LightningModule):
     """Classifies images into ``class_names``; everything needed to rebuild it is a hparam.
 
-    ``net`` is a Hydra config of an ``nn.Module`` taking ``num_classes``; it is built here
-    (not passed in) so a checkpoint alone can recreate the model.
+    ``architecture`` is the import path of an ``nn.Module`` taking ``num_classes`` and
+    ``net_args`` (``backbone``, ``freeze``, ``head``, ...); the network is built here, not
+    passed in, so a checkpoint alone can recreate the model.
     """
 
     def __init__(
         self,
-        net: dict,
+        architecture: str,
         class_names: list[str],
         optimizer: dict | None = None,
         scheduler: dict | None = None,
         label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
         monitor: str = "val/f1_macro",
+        backbone_lr_mult: float | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+        **net_args: Any,
     ) -> None:
         super().__init__()
-        net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
+        optimizer, scheduler = _plain(optimizer), _plain(scheduler)
+        net_args = {key: _plain(value) for key, value in net_args.items()}
         if class_weights is not None:
             class_weights = [float(w) for w in class_weights]
         self.save_hyperparameters(
             {
-                "net": net,
+                "architecture": architecture,
                 "class_names": list(class_names),
                 "optimizer": optimizer,
                 "scheduler": scheduler,
                 "label_smoothing": label_smoothing,
                 "class_weights": class_weights,
                 "monitor": monitor,
+                "backbone_lr_mult": backbone_lr_mult,
+                "channels_last": channels_last,
+                "compile": compile,
+                **net_args,
             }
         )
-        self.net: nn.Module = hydra.utils.instantiate(net, num_classes=len(class_names))
+        self.net: nn.Module = hydra.utils.instantiate(
+            {"_target_": architecture, "num_classes": len(class_names), **net_args}
+        )
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        # kept out of the module tree so checkpoints hold the plain network's keys
+        self._compiled = [torch.compile(self.net)] if compile else []
         weights = torch.tensor(class_weights) if class_weights is not None else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
         self.val_metrics = build_metrics(len(class_names), "val")
         self.test_metrics = build_metrics(len(class_names), "test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The run's resolved Hydra config travels with the weights (for src.evaluate)."""
+        if getattr(self, "run_config", None) is not None:
+            checkpoint["run_config"] = self.run_config
 
     @property
     def class_names(self) -> list[str]:
@@ -68,7 +93,9 @@ class SpeciesClassifier(pl.LightningModule):
         return dict(getattr(self.net, "data_config", UNIT_RANGE))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (self._compiled[0] if self._compiled else self.net)(x)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits.float(), y)
@@ -84,34 +111,75 @@ class SpeciesClassifier(pl.LightningModule):
         self.log("train/acc", acc, on_step=False, on_epoch=True)
         return loss
 
-    def _evaluate(self, batch, stage: str, metrics) -> None:
+    def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.log(f"{stage}/loss", self._loss(logits, y), on_epoch=True, prog_bar=True)
-        metrics.update(logits.float().softmax(1), y)
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+        self.log("val/loss", self._loss(logits, y), on_epoch=True, prog_bar=True)
+        self.val_metrics.update(logits.float().softmax(1), y)
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute(), prog_bar=False)
         self.val_metrics.reset()
 
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
     def test_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+        x, y = batch
+        logits = self(x)
+        self.log("test/loss", self._loss(logits, y), on_epoch=True)
+        probabilities = logits.float().softmax(1)
+        self.test_metrics.update(probabilities, y)
+        self._test_outputs.append((probabilities.cpu(), y.cpu()))
+
+    def test_predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``(N, classes)`` and labels ``(N,)`` of the last test, in loader order."""
+        outputs = getattr(self, "_test_outputs", [])
+        if not outputs:
+            return np.zeros((0, len(self.class_names))), np.zeros(0, dtype=np.int64)
+        return (
+            torch.cat([p for p, _ in outputs]).numpy(),
+            torch.cat([y for _, y in outputs]).numpy(),
+        )
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
 
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Trainable parameters; the backbone's at ``lr * backbone_lr_mult`` when that is set."""
+        mult = self.hparams.backbone_lr_mult
+        backbone = getattr(self.net, "backbone", None)
+        if mult is None or backbone is None:
+            return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+        in_backbone = {id(p) for p in backbone.parameters()}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in in_backbone]
+        groups = [{"params": rest}]
+        unfrozen = [p for p in backbone.parameters() if p.requires_grad]
+        if unfrozen:
+            groups.append({"params": unfrozen, "lr": lr * mult})
+        return groups
+
     def configure_optimizers(self):
         options = dict(self.hparams.optimizer or {"name": "adam", "lr": 1e-3})
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = build_optimizer(trainable, **options)
+        optimizer = build_optimizer(self.parameter_groups(options.get("lr", 1e-3)), **options)
         schedule = dict(self.hparams.scheduler or {"name": "none"})
         schedule.setdefault("monitor", self.hparams.monitor)
-        max_epochs = self.trainer.max_epochs if self.trainer and self.trainer.max_epochs else 100
+        trainer = self._trainer  # None outside fit (e.g. when inspected in tests)
+        max_epochs = trainer.max_epochs if trainer is not None and trainer.max_epochs else 100
         scheduler = build_scheduler(optimizer, max_epochs=max_epochs, **schedule)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def load_classifier(path: str | Path, map_location: str = "cpu") -> SpeciesClassifier:
+    """Rebuild a trained classifier from its checkpoint alone, without downloading weights."""
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    hparams = dict(checkpoint["hyper_parameters"])
+    if "pretrained" in hparams:  # the checkpoint holds the trained weights already
+        hparams.update(pretrained=False, weights=None)
+    model = SpeciesClassifier(**hparams)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.run_config = checkpoint.get("run_config")
+    return model.eval()

@@ -1,0 +1,79 @@
+"""Re-test a checkpoint: ``python -m src.evaluate ckpt_path=PATH [data=...]``.
+
+Writes the same ``test_metrics.json`` and reports as a training run, in its own run
+folder, on the training run's split.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.callbacks import TestMetricsWriter, TestReportWriter
+from src.errors import UserFacingError
+from src.models.classifier import load_classifier
+from src.utils import register_resolvers, run_cli
+
+log = logging.getLogger(__name__)
+register_resolvers()
+
+
+def training_split_dir(cfg: DictConfig, run_config: dict) -> str:
+    """The split the checkpoint was trained on: next to its run folder, or as configured."""
+    if cfg.get("split_dir"):
+        return str(cfg.split_dir)
+    beside = Path(cfg.ckpt_path).resolve().parent.parent / "split"
+    if beside.is_dir():
+        return str(beside)
+    recorded = run_config.get("data", {}).get("split_dir") or str(
+        Path(run_config["paths"]["output_dir"]) / "split"
+    )
+    if not Path(recorded).is_dir():
+        raise UserFacingError(
+            f"The split of the run that made {cfg.ckpt_path} is not at {beside} or {recorded}; "
+            "pass split_dir=DIR (a folder with train/val/test.csv)."
+        )
+    return recorded
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    pl.seed_everything(cfg.seed, workers=True)
+    if not Path(cfg.ckpt_path).is_file():
+        raise UserFacingError(f"ckpt_path={cfg.ckpt_path} does not exist.")
+    model = load_classifier(cfg.ckpt_path)
+    run_config = model.run_config or {}
+    if cfg.get("data") is None and "data" not in run_config:
+        raise UserFacingError(f"{cfg.ckpt_path} carries no data config: pass data=... too.")
+    data = cfg.data if cfg.get("data") is not None else OmegaConf.create(run_config["data"])
+    data = OmegaConf.merge(
+        data, {"output_dir": cfg.paths.output_dir, "split_dir": training_split_dir(cfg, run_config)}
+    )
+    datamodule = instantiate(data)
+    if datamodule.class_names != model.class_names:
+        raise UserFacingError(
+            f"{cfg.ckpt_path} was trained on other classes than {datamodule.root} has; "
+            "point data.root at the data it was trained on."
+        )
+    datamodule.use_data_config(model.data_config)
+    output_dir = cfg.paths.output_dir
+    trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[TestMetricsWriter(output_dir), TestReportWriter(output_dir)],
+    )
+    results = trainer.test(model, datamodule=datamodule)
+    return results[0] if results else {}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> dict[str, float]:
+    return run_cli(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()
