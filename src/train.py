@@ -8,12 +8,19 @@ and returns the monitored metric (what sweeps optimise).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import hydra
+import optuna
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor
+from pytorch_lightning.utilities import rank_zero_only
 
+from src.callbacks import write_json
+from src.sweeps.pruning import OptunaPruning, load_trial
+from src.sweeps.summary import FIT_SUMMARY_FILE
 from src.utils import register_resolvers, run_cli
 
 log = logging.getLogger(__name__)
@@ -27,7 +34,9 @@ def instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
-def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
+def build(
+    cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None
+) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
     datamodule = instantiate(cfg.data)
     class_weights = datamodule.class_weights
     model = instantiate(
@@ -38,25 +47,53 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     )
     datamodule.use_data_config(model.data_config)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    trainer = instantiate(
-        cfg.trainer,
-        callbacks=instantiate_all(cfg.get("callbacks")),
-        logger=instantiate_all(cfg.get("logger")) or False,
-    )
+    loggers = instantiate_all(cfg.get("logger"))
+    callbacks = instantiate_all(cfg.get("callbacks")) + list(extra_callbacks or [])
+    if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
+
+
+def optuna_pruning(cfg: DictConfig) -> OptunaPruning | None:
+    """The pruning callback when this run is a trial launched by the hyperband sweeper."""
+    search = cfg.get("hparams_search")
+    if not search or search.get("trial_number") is None:
+        return None
+    trial = load_trial(search.storage, search.study_name, int(search.trial_number))
+    return OptunaPruning(trial, cfg.monitor)
 
 
 def train(cfg: DictConfig) -> float | None:
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule, model, trainer = build(cfg)
+    pruning = optuna_pruning(cfg)
+    datamodule, model, trainer = build(cfg, [pruning] if pruning else [])
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    checkpoint = trainer.checkpoint_callback
+    score = (
+        None
+        if checkpoint is None or checkpoint.best_model_score is None
+        else float(checkpoint.best_model_score)
+    )
+    best = checkpoint.best_model_path if checkpoint else ""
+    write_fit_summary(cfg, trainer, score, best)
+    if pruning is not None and pruning.pruned:
+        raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
     if cfg.get("test", True):
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
-    score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-    score = None if score is None else float(score)
     log.info("Best %s: %s (%s)", cfg.monitor, score, best)
     return score
+
+
+@rank_zero_only
+def write_fit_summary(cfg: DictConfig, trainer: pl.Trainer, score: float | None, best: str):
+    payload = {
+        "monitor": cfg.monitor,
+        "best_score": score,
+        "best_checkpoint": best,
+        "epochs_run": trainer.current_epoch,
+    }
+    write_json(Path(cfg.paths.output_dir) / FIT_SUMMARY_FILE, payload)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

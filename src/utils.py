@@ -47,11 +47,18 @@ def run_cli(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         return task(cfg)
     except Exception as err:
         cause = user_facing_cause(err)
-        if cause is None:
-            raise
+        if cause is None or in_multirun():
+            raise  # a sweep records the failure and goes on with the next job
         log.error("%s", cause)
         print(f"error: {cause}", file=sys.stderr)
         sys.exit(1)
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def user_facing_cause(err: BaseException) -> UserFacingError | None:

@@ -10,8 +10,9 @@ NAMES = [f"c{i}" for i in range(4)]
 
 
 def classifier(**kwargs) -> SpeciesClassifier:
-    return SpeciesClassifier("src.models.timm_net.TimmNet", NAMES, backbone="resnet18",
-                             pretrained=False, **kwargs)
+    return SpeciesClassifier(
+        "src.models.timm_net.TimmNet", NAMES, backbone="resnet18", pretrained=False, **kwargs
+    )
 
 
 def test_auto_precision(monkeypatch):
@@ -55,8 +56,14 @@ def test_mixed_precision_channels_last_compile_on_cuda():
     x = torch.randn(16, 3, 64, 64)
     y = torch.randint(0, 4, (16,))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
-    trainer = pl.Trainer(accelerator="gpu", devices=1, precision=auto_precision(),
-                         max_epochs=1, logger=False, enable_checkpointing=False)
+    trainer = pl.Trainer(
+        accelerator="gpu",
+        devices=1,
+        precision=auto_precision(),
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+    )
     trainer.fit(model, train_dataloaders=loader)
     assert auto_precision() in ("bf16-mixed", "16-mixed")
     assert next(model.net.parameters()).is_cuda

@@ -1,0 +1,1 @@
+"""Experiment grids and Optuna studies: run status, summaries, search spaces, pruning."""

@@ -1,0 +1,120 @@
+"""One table of all runs of a sweep, failed ones included, sorted by validation macro F1."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from src.utils import user_facing_cause
+
+STATUS_FILE = "run_status.json"
+FIT_SUMMARY_FILE = "fit_summary.json"  # written by src.train
+SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
+TEST_KEYS = (
+    "test/acc",
+    "test/f1_macro",
+    "test/precision_macro",
+    "test/recall_macro",
+    "test/auroc",
+    "test/top5_acc",
+)
+
+
+def job_status(job_return: JobReturn) -> dict[str, Any]:
+    """completed / pruned / failed, the score the task returned, the error if any."""
+    if job_return.status == JobStatus.COMPLETED:
+        return {"status": "completed", "score": job_return._return_value, "error": ""}
+    error = job_return._return_value
+    pruned = type(error).__name__ == "TrialPruned"
+    shown = user_facing_cause(error) or error  # the one-line message, not Hydra's wrapper
+    text = "" if pruned else "".join(traceback.format_exception_only(type(shown), shown)).strip()
+    return {"status": "pruned" if pruned else "failed", "score": None, "error": text}
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """One row: overrides, status, best validation score and test metrics of a run folder."""
+    row: dict[str, Any] = {"run": run_dir.name}
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if overrides_file.is_file():
+        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        row["overrides"] = " ".join(o for o in overrides if not o.startswith("hparams_search."))
+    status_file = run_dir / STATUS_FILE
+    status = json.loads(status_file.read_text()) if status_file.is_file() else {}
+    row["status"] = status.get("status", "unknown (no run_status.json: still running or killed)")
+    row["val_score"] = status.get("score")
+    row["epochs"] = status.get("epochs")
+    row["error"] = status.get("error", "")
+    metrics_file = run_dir / "test_metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    row.update({key: metrics.get(key) for key in TEST_KEYS})
+    return row
+
+
+def run_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted(
+        (p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()),
+        key=lambda p: (len(p.name), p.name),
+    )
+
+
+def summarize(sweep_dir: str | Path, monitor: str = "val/f1_macro") -> pd.DataFrame:
+    """Write summary.csv and summary.md in ``sweep_dir``; best first, failures last."""
+    sweep_dir = Path(sweep_dir)
+    rows = [read_run(d) for d in run_dirs(sweep_dir)]
+    shared = (
+        set.intersection(*(set(r.get("overrides", "").split()) for r in rows)) if rows else set()
+    )
+    for row in rows:  # what tells the runs apart; the shared part stays in .hydra/overrides.yaml
+        row["overrides"] = " ".join(o for o in row.get("overrides", "").split() if o not in shared)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=["run", "overrides", "status", "val_score", "error"])
+    frame = frame.rename(columns={"val_score": f"best {monitor}"})
+    frame = frame.sort_values(f"best {monitor}", ascending=False, na_position="last", kind="stable")
+    frame.to_csv(sweep_dir / SUMMARY_CSV, index=False)
+    (sweep_dir / SUMMARY_MD).write_text(to_markdown(frame))
+    return frame
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return ""
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join(lines) + "\n"
+
+
+class RunStatusCallback(Callback):
+    """Hydra callback: every run records its status; a multirun refreshes its summary.
+
+    The summary is rewritten after each job (not only at the end), so it is there even
+    when a job fails and Hydra stops the sweep, or when the sweep is killed.
+    """
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        output_dir = Path(config.hydra.runtime.output_dir)
+        status = job_status(job_return)
+        status["monitor"] = config.get("monitor")
+        fit_file = output_dir / FIT_SUMMARY_FILE
+        if fit_file.is_file():  # pruned runs: the best score before they were stopped
+            fit = json.loads(fit_file.read_text())
+            status["epochs"] = fit.get("epochs_run")
+            if status["score"] is None and status["status"] == "pruned":
+                status["score"] = fit.get("best_score")
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / STATUS_FILE).write_text(json.dumps(status, indent=2, default=str) + "\n")
+        if config.hydra.mode is not None and str(config.hydra.mode).endswith("MULTIRUN"):
+            summarize(config.hydra.sweep.dir, config.get("monitor") or "val/f1_macro")

@@ -1,0 +1,201 @@
+"""Grids with -m, the summary table, and the Optuna Hyperband sweeper (pruning, resume,
+several workers on one storage, the best-params experiment)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from src.errors import ConfigError
+from src.sweeps.space import search_space
+
+ROOT = Path(__file__).parents[1]
+TINY = [
+    "data.synthetic.scale=tiny",
+    "data.synthetic.sizes=[40,56]",
+    "data.image_size=32",
+    "data.num_workers=0",
+    "trainer.enable_progress_bar=false",
+    "logger=none",
+]
+# lr 100 is a clearly bad setting: Hyperband stops such trials early
+SEARCH = [
+    "hparams_search=baseline_hyperband",
+    "test=false",
+    "hparams_search.pruner.max_resource=4",
+    "hparams_search.pruner.reduction_factor=2",
+    "~hparams_search.params.model.optimizer.lr",
+    "+hparams_search.params.model.optimizer.lr={type:categorical,choices:[100.0,0.003]}",
+    "~hparams_search.params.model.dropout",
+]
+
+
+def run(tmp_path: Path, *args: str, **popen) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "src.train", "-m", *TINY, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def study(sweep: Path) -> optuna.Study:
+    return optuna.load_study(study_name="baseline_hyperband", storage=f"sqlite:///{sweep}/study.db")
+
+
+def test_grid_summary_lists_every_run_and_the_errors(tmp_path):
+    sweep = tmp_path / "grid"
+    result = run(
+        tmp_path,
+        "model.optimizer.lr=0.001,0.003",
+        "data.preprocess=original,sepia",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode != 0  # Hydra reports that part of the sweep failed
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 4
+    assert sorted(summary["status"]) == ["completed", "completed", "failed", "failed"]
+    failed = summary[summary["status"] == "failed"]
+    assert failed["error"].str.contains("data.preprocess='sepia' is not one of").all()
+    assert failed["overrides"].str.contains("data.preprocess=sepia").all()
+    completed = summary[summary["status"] == "completed"]
+    assert completed["test/f1_macro"].notna().all()
+    assert list(summary["best val/f1_macro"].dropna()) == sorted(
+        summary["best val/f1_macro"].dropna(), reverse=True
+    )
+    table = (sweep / "summary.md").read_text()
+    assert table.count("\n| ") == 4 and "sepia" in table
+    again = subprocess.run(
+        [sys.executable, "-m", "src.report", str(sweep)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0 and "4 runs" in again.stdout
+
+
+@pytest.fixture(scope="module")
+def hyperband(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("hyperband")
+    result = run(tmp, *SEARCH, "hparams_search.n_trials=8", f"hydra.sweep.dir={tmp / 'study'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "study"
+
+
+def test_hyperband_prunes_and_pruned_trials_stop_early(hyperband):
+    trials = study(hyperband).trials
+    assert len(trials) == 8
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "no trial was pruned"
+    summary = pd.read_csv(hyperband / "summary.csv")
+    assert (summary["status"] == "pruned").sum() == len(pruned)
+    max_epochs = summary.loc[summary["status"] == "completed", "epochs"].max()
+    assert (summary.loc[summary["status"] == "pruned", "epochs"] < max_epochs).all()
+    for trial in pruned:  # each pruned trial reported fewer epochs than the maximum
+        assert max(trial.intermediate_values) < 4
+
+
+def test_best_params_and_experiment_retrain_the_winner(hyperband, tmp_path):
+    best = yaml.safe_load((hyperband / "best_params.yaml").read_text())
+    assert best["trial"] == study(hyperband).best_trial.number
+    assert set(best["params"]) == {"model.optimizer.lr"}
+    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            "--config-dir",
+            str(hyperband),
+            "experiment=baseline_hyperband_best",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            f"hydra.run.dir={tmp_path / 'best'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load((tmp_path / "best" / ".hydra" / "config.yaml").read_text())
+    assert config["model"]["optimizer"]["lr"] == best["params"]["model.optimizer.lr"]
+    assert (tmp_path / "best" / "test_metrics.json").is_file()
+
+
+def test_rerun_resumes_the_study(tmp_path):
+    sweep = tmp_path / "study"
+    for n in (2, 4):
+        result = run(
+            tmp_path,
+            *SEARCH,
+            f"hparams_search.n_trials={n}",
+            "hparams_search.pruner.max_resource=1",
+            f"hydra.sweep.dir={sweep}",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        numbers = [t.number for t in study(sweep).trials]
+        assert numbers == list(range(n))
+    assert sorted(p.name for p in sweep.glob("trial_*")) == [f"trial_{i}" for i in range(4)]
+
+
+def test_two_workers_share_one_study(tmp_path):
+    sweep = tmp_path / "study"
+    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+    args = [
+        sys.executable,
+        "-m",
+        "src.train",
+        "-m",
+        *TINY,
+        *SEARCH,
+        "hparams_search.n_trials=5",
+        "hparams_search.pruner.max_resource=1",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    # write the synthetic data once, so the two workers do not race for it
+    first = run(tmp_path, *SEARCH, "hparams_search.n_trials=0", f"hydra.sweep.dir={sweep}")
+    workers = [
+        subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    errors = [w.communicate(timeout=900)[1] for w in workers]
+    assert first.returncode == 0 and all(w.returncode == 0 for w in workers), errors
+    trials = study(sweep).trials
+    assert [t.number for t in trials] == list(range(5))
+    assert all(t.state.is_finished() for t in trials)
+
+
+def test_search_space_syntax():
+    space = search_space(
+        {
+            "model": {
+                "optimizer": {"lr": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}},
+                "freeze": {"type": "categorical", "choices": ["all"]},
+                "head": None,
+            },
+            "model.unfreeze_last": {"type": "int", "low": 0, "high": 40, "step": 2},
+        }
+    )
+    assert set(space) == {"model.optimizer.lr", "model.freeze", "model.unfreeze_last"}
+    assert space["model.optimizer.lr"].log and space["model.unfreeze_last"].step == 2
+    with pytest.raises(ConfigError, match="type must be"):
+        search_space({"x": {"type": "uniform"}})
+    with pytest.raises(ConfigError, match="empty"):
+        search_space({})
