@@ -37,11 +37,15 @@ class TestMetricsWriter(pl.Callback):
 
     @rank_zero_only
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``test/*`` keys; a second test on the unfiltered set adds ``test_full/*``."""
+        variant = getattr(trainer.datamodule, "test_variant", "test")
         metrics = {
-            key: float(value)
+            variant + key[len("test") :]: float(value)
             for key, value in trainer.callback_metrics.items()
             if key.startswith("test/")
         }
+        if variant != "test" and self.path.is_file():
+            metrics = {**json.loads(self.path.read_text()), **metrics}
         write_json(self.path, metrics)
 
 
@@ -57,6 +61,8 @@ class TestReportWriter(pl.Callback):
 
     @rank_zero_only
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(trainer.datamodule, "test_variant", "test") != "test":
+            return  # the reports describe the primary test set
         probabilities, labels = pl_module.test_predictions()
         datamodule = trainer.datamodule
         names = pl_module.class_names

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.callbacks import TestMetricsWriter, TestReportWriter
 from src.errors import UserFacingError
 from src.models.classifier import load_classifier
+from src.train import test_all
 from src.utils import register_resolvers, run_cli
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         logger=False,
         callbacks=[TestMetricsWriter(output_dir), TestReportWriter(output_dir)],
     )
-    results = trainer.test(model, datamodule=datamodule)
-    return results[0] if results else {}
+    test_all(trainer, model, datamodule, ckpt_path=None)
+    return dict(trainer.callback_metrics)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from src.data.dataset import RareSpeciesDataset
 from src.data.images import DEFAULT_MAX_PIXELS, NON_RGB_POLICIES, inspect_images
 from src.data.sampling import OversampleSampler, balanced_class_weights, check_imbalance
-from src.data.schema import METADATA_FILE, check_target, class_names, read_index
+from src.data.schema import METADATA_FILE, DataFormatError, check_target, class_names, read_index
 from src.data.split import SPLITS, load_or_make_split, write_split
 from src.data.synthetic import ensure_synthetic
 from src.data.transforms import UNIT_RANGE, ImagePipeline, check_variant
@@ -60,6 +60,8 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         synthetic: dict | None = None,
         metadata_file: str = METADATA_FILE,
         seed: int = 0,
+        keep_index: str | None = None,
+        filter_eval: bool = True,
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
@@ -84,6 +86,10 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         self.synthetic = dict(synthetic) if synthetic else None
         self.metadata_file = metadata_file
         self.seed = seed
+        self.keep_index = Path(keep_index).expanduser() if keep_index else None
+        self.filter_eval = filter_eval
+        self.test_variant = "test"
+        self.unfiltered_test = pd.DataFrame()
         self.data_config: dict[str, Any] = dict(UNIT_RANGE)
         self._index: pd.DataFrame | None = None
         self.splits: dict[str, pd.DataFrame] = {}
@@ -130,11 +136,41 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         splits = load_or_make_split(self.index, self._split_dir(), target=self.target, **args)
         if self.output_dir and self._split_dir() != self.output_dir / "split":  # copy for the run
             write_split(splits, self.output_dir / "split")
-        return splits
+        return self._apply_keep_index(splits) if self.keep_index else splits
+
+    def _apply_keep_index(self, splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Filter the split of the full index, so no image ever changes split.
+
+        Training always uses only the kept rows; val/test only when ``filter_eval``
+        (the unfiltered test set is kept too, to report both numbers).
+        """
+        kept = set(read_index(self.keep_index)["file_path"])
+        unknown = kept - set(self.index["file_path"])
+        if unknown:
+            raise DataFormatError(
+                f"{self.keep_index} lists {len(unknown)} image(s) that are not in "
+                f"{self.root / self.metadata_file} (e.g. {sorted(unknown)[0]}); run "
+                "python -m src.filter again for this data set."
+            )
+        filtered = {name: rows[rows["file_path"].isin(kept)] for name, rows in splits.items()}
+        lost = sorted(set(splits["train"][self.target]) - set(filtered["train"][self.target]))
+        if lost:
+            log.warning(
+                "No training image left after filtering for: %s (the model keeps "
+                "their outputs; they cannot be learned).",
+                ", ".join(lost),
+            )
+        if not self.filter_eval:
+            return {**filtered, "val": splits["val"], "test": splits["test"]}
+        self.unfiltered_test = splits["test"]
+        return filtered
 
     def _check_images(self, splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Find unusable images before training; stop or leave them out, never silently."""
-        everything = pd.concat([rows.assign(split=name) for name, rows in splits.items()])
+        parts = [rows.assign(split=name) for name, rows in splits.items()]
+        if not self.unfiltered_test.empty:  # test images the filter removed are tested too
+            parts.append(self.unfiltered_test.assign(split="test_full"))
+        everything = pd.concat(parts).drop_duplicates("file_path")
         checks = inspect_images(
             (self.root / p for p in everything["file_path"]),
             max_pixels=self.max_image_pixels,
@@ -143,6 +179,10 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         reasons = pd.Series([c.reason for c in checks], index=everything.index)
         bad = everything[reasons.notna()].assign(reason=reasons[reasons.notna()])
         self.bad_images = bad
+        if not self.unfiltered_test.empty:
+            self.unfiltered_test = self.unfiltered_test[
+                ~self.unfiltered_test["file_path"].isin(bad["file_path"])
+            ]
         if bad.empty:
             return splits
         summary = ", ".join(f"{k} {v}" for k, v in bad["reason"].value_counts().items())
@@ -162,7 +202,9 @@ class RareSpeciesDataModule(pl.LightningDataModule):
             summary,
             self.output_dir / BAD_IMAGES_FILE if self.output_dir else "bad_images",
         )
-        return {name: rows[~rows.index.isin(bad.index)] for name, rows in splits.items()}
+        return {
+            name: rows[~rows["file_path"].isin(bad["file_path"])] for name, rows in splits.items()
+        }
 
     @property
     def rows(self) -> dict[str, pd.DataFrame]:
@@ -180,7 +222,10 @@ class RareSpeciesDataModule(pl.LightningDataModule):
             randaugment=self.randaugment,
             **self.data_config,
         )
-        for name, rows in self.rows.items():
+        everything = dict(self.rows)
+        if not self.unfiltered_test.empty:
+            everything["test_full"] = self.unfiltered_test
+        for name, rows in everything.items():
             self.datasets[name] = RareSpeciesDataset(
                 self.root,
                 rows,
@@ -225,7 +270,12 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._loader("test_full" if self.test_variant == "test_full" else "test")
+
+    def test_variants(self) -> list[str]:
+        """``test``, plus ``test_full`` (the unfiltered test set) when eval is filtered."""
+        self.setup("test")
+        return ["test", "test_full"] if "test_full" in self.datasets else ["test"]
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: enough to name predictions and rebuild the pixels."""

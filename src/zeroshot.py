@@ -1,0 +1,257 @@
+"""CLIP zero-shot "only animals" filter: score every image, decide, review, reuse.
+
+p(animal) is the softmax mass of the animal prompts among all prompts (animal and
+non-animal ones), so each side can be a prompt ensemble; an image is kept when
+p(animal) > threshold (0.5, as the original).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from src.data.images import BadImageError, load_rgb
+from src.errors import UserFacingError
+
+log = logging.getLogger(__name__)
+SCORES_FILE = "clip_scores.csv"
+FILTERED_INDEX = "metadata_onlyanimals.csv"
+CACHE_DIR = ".clip_cache"
+QUICKGELU_TAGS = ("openai",)
+
+
+class ClipUnavailableError(UserFacingError, RuntimeError):
+    """The CLIP model or its weights cannot be had."""
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    model: str = "ViT-B-16-quickgelu"
+    pretrained: str | None = "openai"
+    weights: str | None = None
+
+    def identity(self) -> dict[str, str | None]:
+        """What the scores depend on (a local file by name, size and mtime)."""
+        weights = None
+        if self.weights:
+            stat = Path(self.weights).stat()
+            weights = f"{Path(self.weights).name}:{stat.st_size}:{stat.st_mtime_ns}"
+        return {"model": self.model, "pretrained": self.pretrained, "weights": weights}
+
+
+def resolve_model_name(model: str, pretrained: str | None) -> str:
+    """OpenAI's CLIP weights were trained with QuickGELU: use the -quickgelu architecture.
+
+    ``ViT-B-16`` with ``openai`` weights would run the wrong activation and only warn.
+    """
+    import open_clip
+
+    if pretrained in QUICKGELU_TAGS and not model.endswith("-quickgelu"):
+        candidate = f"{model}-quickgelu"
+        if candidate in open_clip.list_models():
+            log.info("Using %s: OpenAI weights need QuickGELU.", candidate)
+            return candidate
+    return model
+
+
+def load_clip(spec: ClipSpec, device: str = "cpu"):
+    """(model, preprocess, tokenizer); weights from a local file, a tag, ``hf-hub:`` or none."""
+    import open_clip
+
+    name = resolve_model_name(spec.model, spec.pretrained)
+    pretrained = spec.weights or spec.pretrained
+    if spec.weights and not Path(spec.weights).is_file():
+        raise ClipUnavailableError(f"filter.weights={spec.weights} does not exist.")
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=pretrained, device=device
+        )
+    except RuntimeError as err:
+        if "Unknown model" in str(err) or "not found" in str(err).lower():
+            raise ClipUnavailableError(f"open_clip has no model {name!r}: {err}") from err
+        raise ClipUnavailableError(_offline_message(name, pretrained)) from err
+    except OSError as err:
+        raise ClipUnavailableError(_offline_message(name, pretrained)) from err
+    return model.eval(), preprocess, open_clip.get_tokenizer(name)
+
+
+def _offline_message(name: str, pretrained: str | None) -> str:
+    return (
+        f"The CLIP weights {pretrained!r} for {name} could not be downloaded (no internet?): "
+        "download them on a machine with internet and pass filter.weights=PATH."
+    )
+
+
+def expand_prompts(prompts: Sequence[str], phyla: Sequence[str]) -> list[str]:
+    """Templates with ``{phylum}`` become one prompt per phylum of the data set."""
+    expanded: list[str] = []
+    for prompt in prompts:
+        expanded += [prompt.format(phylum=p) for p in phyla] if "{phylum}" in prompt else [prompt]
+    return list(dict.fromkeys(expanded))
+
+
+class _ClipImages(Dataset):
+    def __init__(self, root: Path, file_paths: Sequence[str], preprocess, max_pixels: int):
+        self.root, self.file_paths = root, list(file_paths)
+        self.preprocess, self.max_pixels = preprocess, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.file_paths)
+
+    def __getitem__(self, index: int):
+        try:
+            array = load_rgb(self.root / self.file_paths[index], self.max_pixels, draft_size=448)
+            return self.preprocess(Image.fromarray(array)), ""
+        except BadImageError as err:  # scored as unreadable, listed, never silently dropped
+            size = getattr(self.preprocess.transforms[0], "size", 224)
+            side = size if isinstance(size, int) else size[0]
+            return torch.zeros(3, side, side), err.reason
+
+
+@torch.no_grad()
+def score(
+    spec: ClipSpec,
+    root: Path,
+    file_paths: Sequence[str],
+    prompts: Sequence[str],
+    batch_size: int = 64,
+    num_workers: int = 2,
+    max_pixels: int = 178_956_970,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, list[str]]:
+    """Softmax over ``prompts`` for every image, ``(N, len(prompts))``, and unreadable reasons."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, preprocess, tokenizer = load_clip(spec, device)
+    text = model.encode_text(tokenizer(list(prompts)).to(device)).float()
+    text = text / text.norm(dim=-1, keepdim=True)
+    scale = model.logit_scale.exp().float() if hasattr(model, "logit_scale") else 100.0
+    loader = DataLoader(
+        _ClipImages(root, file_paths, preprocess, max_pixels),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=device == "cuda",
+    )
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    probabilities, problems = [], []
+    for images, reasons in tqdm(loader, desc="CLIP scores", disable=not progress):
+        with torch.autocast("cuda", dtype=dtype, enabled=device == "cuda"):
+            features = model.encode_image(images.to(device)).float()
+        features = features / features.norm(dim=-1, keepdim=True)
+        probabilities.append((scale * features @ text.T).softmax(dim=-1).cpu())
+        problems += list(reasons)
+    stacked = torch.cat(probabilities).numpy() if probabilities else np.zeros((0, len(prompts)))
+    return stacked, problems
+
+
+def scores_frame(
+    index: pd.DataFrame,
+    probabilities: np.ndarray,
+    problems: Sequence[str],
+    animal: Sequence[str],
+    other: Sequence[str],
+) -> pd.DataFrame:
+    """One row per image: p(animal), the most likely prompt of each side, unreadable reason."""
+    n_animal = len(animal)
+    other_probabilities = probabilities[:, n_animal:]
+    best_other = other_probabilities.argmax(1) if len(other) else np.zeros(len(index), int)
+    frame = pd.DataFrame(
+        {
+            "rare_species_id": index["rare_species_id"].to_numpy(),
+            "file_path": index["file_path"].to_numpy(),
+            "p_animal": probabilities[:, :n_animal].sum(1),
+            "best_animal_prompt": [animal[i] for i in probabilities[:, :n_animal].argmax(1)],
+            "best_non_animal_prompt": [other[i] for i in best_other],
+            "p_best_non_animal": other_probabilities.max(1) if len(other) else 0.0,
+            "unreadable": list(problems),
+        }
+    )
+    frame.loc[frame["unreadable"] != "", "p_animal"] = np.nan
+    return frame
+
+
+def decide(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """``keep`` = p(animal) > threshold; unreadable images are not kept."""
+    frame = frame.copy()
+    frame["keep"] = (frame["p_animal"] > threshold) & (frame["unreadable"] == "")
+    frame["decision"] = np.where(
+        frame["keep"], "animal", np.where(frame["unreadable"] != "", "unreadable", "not animal")
+    )
+    return frame
+
+
+def cache_key(
+    spec: ClipSpec, animal: Sequence[str], other: Sequence[str], file_paths: Sequence[str]
+) -> str:
+    payload = json.dumps(
+        {
+            "clip": spec.identity(),
+            "animal": list(animal),
+            "other": list(other),
+            "files": list(file_paths),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def cached_scores(out_dir: Path, key: str) -> pd.DataFrame | None:
+    path = out_dir / CACHE_DIR / f"{key}.csv"
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    frame["unreadable"] = frame["unreadable"].fillna("").astype(str)  # CSV turns "" into NaN
+    return frame
+
+
+def store_scores(out_dir: Path, key: str, frame: pd.DataFrame) -> None:
+    (out_dir / CACHE_DIR).mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out_dir / CACHE_DIR / f"{key}.csv", index=False)
+
+
+def contact_sheet(
+    root: Path,
+    rows: pd.DataFrame,
+    title: str,
+    path: Path,
+    limit: int = 48,
+    columns: int = 8,
+    side: int = 128,
+) -> Path:
+    """A grid of thumbnails with p(animal) and the best non-animal prompt, for review."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = rows.head(limit)
+    n_rows = max(1, -(-len(shown) // columns))
+    fig, axes = plt.subplots(n_rows, columns, figsize=(columns * 2.2, n_rows * 2.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row in zip(axes.flat, shown.itertuples()):
+        try:
+            image = Image.fromarray(load_rgb(root / row.file_path, draft_size=side))
+            image.thumbnail((side, side))
+            ax.imshow(image)
+        except BadImageError as err:
+            ax.text(0.5, 0.5, err.reason, ha="center")
+        ax.set_title(f"p={row.p_animal:.2f}\n{row.best_non_animal_prompt}", fontsize=7)
+    fig.suptitle(
+        f"{title} ({len(rows)} images{', first ' + str(limit) if len(rows) > limit else ''})"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,245 @@
+"""The CLIP "only animals" filter and data=onlyanimals, with a tiny random open_clip model."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import open_clip
+import pandas as pd
+import pytest
+
+from src.data.datamodule import RareSpeciesDataModule
+from src.zeroshot import (
+    ClipSpec,
+    cache_key,
+    decide,
+    expand_prompts,
+    resolve_model_name,
+    score,
+    scores_frame,
+)
+
+ROOT = Path(__file__).parents[1]
+TINY_CLIP = {
+    "embed_dim": 32,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+ANIMAL = ["a photo of an animal", "a photo of a {phylum}"]
+OTHER = ["a map", "text", "a blank image"]
+
+
+@pytest.fixture(scope="module")
+def clip_configs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("clip_configs")
+    (folder / "tiny-clip.json").write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(folder)
+    return folder
+
+
+def test_openai_weights_get_quickgelu():
+    assert resolve_model_name("ViT-B-16", "openai") == "ViT-B-16-quickgelu"
+    assert resolve_model_name("ViT-B-16-quickgelu", "openai") == "ViT-B-16-quickgelu"
+    assert resolve_model_name("ViT-B-16", "laion2b_s34b_b88k") == "ViT-B-16"
+
+
+def test_phylum_prompts_expand():
+    assert expand_prompts(ANIMAL, ["chordata", "mollusca"]) == [
+        "a photo of an animal",
+        "a photo of a chordata",
+        "a photo of a mollusca",
+    ]
+
+
+def test_tiny_clip_scores_a_data_set(clip_configs, tiny_source):
+    index = pd.read_csv(tiny_source / "metadata.csv")
+    animal = expand_prompts(ANIMAL, sorted(index["phylum"].unique()))
+    spec = ClipSpec("tiny-clip", pretrained=None)
+    probabilities, problems = score(
+        spec,
+        tiny_source,
+        index["file_path"],
+        animal + OTHER,
+        batch_size=32,
+        num_workers=0,
+        progress=False,
+    )
+    assert probabilities.shape == (len(index), len(animal) + len(OTHER))
+    frame = scores_frame(index, probabilities, problems, animal, OTHER)
+    assert len(frame) == len(index) and list(frame["file_path"]) == list(index["file_path"])
+    assert frame["p_animal"].between(0, 1).all()
+    assert set(frame["best_non_animal_prompt"]) <= set(OTHER)
+    threshold = float(frame["p_animal"].median())
+    decided = decide(frame, threshold)
+    assert (decided["keep"] == (decided["p_animal"] > threshold)).all()
+    assert set(decided["decision"]) <= {"animal", "not animal"}
+
+
+def test_cache_key_changes_with_model_prompts_and_files():
+    spec = ClipSpec("tiny-clip", None)
+    base = cache_key(spec, ANIMAL, OTHER, ["a.jpg"])
+    assert base == cache_key(spec, ANIMAL, OTHER, ["a.jpg"])
+    assert base != cache_key(ClipSpec("ViT-B-16-quickgelu", "openai"), ANIMAL, OTHER, ["a.jpg"])
+    assert base != cache_key(spec, ANIMAL, OTHER[:-1], ["a.jpg"])
+    assert base != cache_key(spec, ANIMAL, OTHER, ["a.jpg", "b.jpg"])
+
+
+def run_filter(tmp_path, clip_configs, *extra):
+    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.filter",
+            "data=synthetic",
+            "data.synthetic.scale=tiny",
+            "data.synthetic.sizes=[40,56]",
+            "data.num_workers=0",
+            "filter.model=tiny-clip",
+            "filter.pretrained=null",
+            f"filter.model_config_dir={clip_configs}",
+            f"filter.out_dir={tmp_path / 'filtered'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_filter_cli_writes_scores_index_and_sheets_and_reuses_scores(tmp_path, clip_configs):
+    first = run_filter(tmp_path, clip_configs, "filter.threshold=0.5")
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = tmp_path / "filtered"
+    scores = pd.read_csv(out / "clip_scores.csv", keep_default_na=False)
+    index = pd.read_csv(out / "metadata_onlyanimals.csv")
+    assert {
+        "rare_species_id",
+        "file_path",
+        "p_animal",
+        "best_non_animal_prompt",
+        "keep",
+        "decision",
+    } <= set(scores.columns)
+    assert list(index["file_path"]) == list(scores.loc[scores["keep"], "file_path"])
+    assert (out / "filter_removed.png").is_file() and (out / "filter_borderline.png").is_file()
+    threshold = float(scores["p_animal"].median())
+    second = run_filter(tmp_path, clip_configs, f"filter.threshold={threshold}")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Reusing the CLIP scores" in second.stderr + second.stdout
+    rescored = pd.read_csv(out / "clip_scores.csv", keep_default_na=False)
+    assert list(rescored["p_animal"]) == list(scores["p_animal"])  # same scores, new decision
+    assert (rescored["keep"] == (rescored["p_animal"] > threshold)).all()
+
+
+def test_offline_openai_weights_fail_in_one_sentence():
+    code = (
+        "from src.zeroshot import ClipSpec, load_clip\nload_clip(ClipSpec('ViT-B-16', 'openai'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode != 0
+    assert (
+        "ClipUnavailableError: The CLIP weights 'openai' for ViT-B-16-quickgelu could not"
+        in result.stderr
+        and "filter.weights=PATH" in result.stderr
+    )
+
+
+def onlyanimals(root: Path, tmp_path: Path, keep: pd.DataFrame, **kwargs):
+    keep.to_csv(root / "metadata_onlyanimals.csv", index=False)
+    return RareSpeciesDataModule(
+        root=str(root),
+        image_size=32,
+        num_workers=0,
+        output_dir=str(tmp_path / "run"),
+        keep_index=str(root / "metadata_onlyanimals.csv"),
+        **kwargs,
+    )
+
+
+def test_onlyanimals_drops_exactly_the_removed_rows_and_keeps_the_split(tiny_root, tmp_path):
+    full = RareSpeciesDataModule(
+        root=str(tiny_root), image_size=32, num_workers=0, output_dir=str(tmp_path / "full")
+    )
+    index = pd.read_csv(tiny_root / "metadata.csv")
+    truth = pd.read_csv(tiny_root / "synthetic_truth.csv")
+    keep = index[truth["kind"].to_numpy() == "animal"]
+    filtered = onlyanimals(tiny_root, tmp_path, keep)
+    assert filtered.class_names == full.class_names  # indices never shift
+    removed = set(index["file_path"]) - set(keep["file_path"])
+    for split in ("train", "val", "test"):
+        before, after = set(full.rows[split]["file_path"]), set(filtered.rows[split]["file_path"])
+        assert after == before - removed
+    assert filtered.test_variants() == ["test", "test_full"]
+    assert len(filtered.datasets["test_full"]) == len(full.rows["test"])
+    unfiltered_eval = onlyanimals(tiny_root, tmp_path / "b", keep, filter_eval=False)
+    assert set(unfiltered_eval.rows["test"]["file_path"]) == set(full.rows["test"]["file_path"])
+    assert set(unfiltered_eval.rows["train"]["file_path"]) == set(
+        filtered.rows["train"]["file_path"]
+    )
+    assert unfiltered_eval.test_variants() == ["test"]
+
+
+def test_a_family_without_training_images_is_named(tiny_root, tmp_path, caplog):
+    index = pd.read_csv(tiny_root / "metadata.csv")
+    gone = sorted(index["family"].unique())[0]
+    dm = onlyanimals(tiny_root, tmp_path, index[index["family"] != gone])
+    with caplog.at_level("WARNING"):
+        dm.setup("fit")
+    assert f"No training image left after filtering for: {gone}" in caplog.text
+    assert dm.num_classes == index["family"].nunique()
+
+
+def test_training_on_filtered_data_reports_both_test_sets(tmp_path):
+    from src.data.synthetic import ensure_synthetic
+    from src.utils import synthetic_dir_name
+
+    root = ensure_synthetic(
+        tmp_path / "cache" / synthetic_dir_name("tiny", 0, [40, 56]), scale="tiny", sizes=(40, 56)
+    )
+    index = pd.read_csv(root / "metadata.csv")
+    truth = pd.read_csv(root / "synthetic_truth.csv")
+    index[truth["kind"].to_numpy() == "animal"].to_csv(tmp_path / "keep.csv", index=False)
+    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            "data.synthetic.scale=tiny",
+            "data.synthetic.sizes=[40,56]",
+            "data.image_size=32",
+            "data.num_workers=0",
+            f"data.keep_index={tmp_path / 'keep.csv'}",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert {"test/f1_macro", "test_full/f1_macro", "test/acc", "test_full/acc"} <= set(metrics)
+    report = pd.read_csv(tmp_path / "run" / "classification_report.csv")
+    filtered_test = pd.read_csv(tmp_path / "run" / "split" / "test.csv")
+    kept = set(pd.read_csv(tmp_path / "keep.csv")["file_path"])
+    assert report["support"].sum() == filtered_test["file_path"].isin(kept).sum()
