@@ -19,6 +19,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_only
 
 from src.callbacks import write_json
+from src.data.features import with_feature_cache
 from src.sweeps.pruning import OptunaPruning, load_trial
 from src.sweeps.summary import FIT_SUMMARY_FILE
 from src.utils import register_resolvers, run_cli
@@ -68,6 +69,8 @@ def train(cfg: DictConfig) -> float | None:
     pl.seed_everything(cfg.seed, workers=True)
     pruning = optuna_pruning(cfg)
     datamodule, model, trainer = build(cfg, [pruning] if pruning else [])
+    if cfg.get("train", {}).get("feature_cache"):
+        datamodule = with_feature_cache(model, datamodule)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     checkpoint = trainer.checkpoint_callback
     score = (

@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from src.data.cache import CacheSpec, DecodedCache, ensure_cache
 from src.data.dataset import RareSpeciesDataset
 from src.data.images import DEFAULT_MAX_PIXELS, NON_RGB_POLICIES, inspect_images
 from src.data.sampling import OversampleSampler, balanced_class_weights, check_imbalance
@@ -62,6 +63,8 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         seed: int = 0,
         keep_index: str | None = None,
         filter_eval: bool = True,
+        cache: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
@@ -89,6 +92,8 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         self.keep_index = Path(keep_index).expanduser() if keep_index else None
         self.filter_eval = filter_eval
         self.test_variant = "test"
+        self.use_cache = cache
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.unfiltered_test = pd.DataFrame()
         self.data_config: dict[str, Any] = dict(UNIT_RANGE)
         self._index: pd.DataFrame | None = None
@@ -213,9 +218,26 @@ class RareSpeciesDataModule(pl.LightningDataModule):
             self.splits = self._check_images(self._make_splits())
         return self.splits
 
+    def decoded_cache(self, build: bool = True) -> DecodedCache:
+        """The decode-once cache of every image of the index, at this size and resize."""
+        spec = CacheSpec(
+            self.image_size,
+            self.data_config["interpolation"],
+            self.fast_decode,
+            self.max_image_pixels,
+        )
+        return ensure_cache(
+            self.root,
+            self.index["file_path"].tolist(),
+            spec,
+            self.cache_dir,
+            workers=max(1, self.num_workers),
+        )
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
+        cache = self.decoded_cache() if self.use_cache else None
         pipeline = ImagePipeline(
             image_size=self.image_size,
             variant=self.preprocess,
@@ -234,6 +256,7 @@ class RareSpeciesDataModule(pl.LightningDataModule):
                 max_pixels=self.max_image_pixels,
                 on_non_rgb=self.on_non_rgb,
                 fast_decode=self.fast_decode,
+                cache=cache,
             )
         counts = ", ".join(f"{n} {len(self.datasets[n]):,}" for n in SPLITS)
         log.info("%s: %d classes (%s); %s", self.root, self.num_classes, self.target, counts)

@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from src.data.cache import DecodedCache
 from src.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from src.data.transforms import ImagePipeline
 
@@ -28,6 +29,7 @@ class RareSpeciesDataset(Dataset):
         max_pixels: int = DEFAULT_MAX_PIXELS,
         on_non_rgb: str = "convert",
         fast_decode: bool = True,
+        cache: DecodedCache | None = None,
     ) -> None:
         if len(rows) != len(labels):
             raise ValueError(f"{len(rows)} rows but {len(labels)} labels.")
@@ -38,12 +40,15 @@ class RareSpeciesDataset(Dataset):
         self.max_pixels = max_pixels
         self.on_non_rgb = on_non_rgb
         self.draft_size = pipeline.image_size if fast_decode else None
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def load(self, index: int):
-        """The decoded ``(H, W, 3)`` uint8 array of item ``index``."""
+        """The decoded ``(H, W, 3)`` uint8 array of item ``index`` (resized if from the cache)."""
+        if self.cache is not None:
+            return self.cache[self.file_paths[index]]
         return load_rgb(
             self.root / self.file_paths[index],
             max_pixels=self.max_pixels,

@@ -76,10 +76,15 @@ class ImagePipeline:
         self._mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
         self._std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
 
+    def resize(self, array: np.ndarray) -> np.ndarray:
+        """``(H, W, 3)`` -> ``(S, S, 3)`` uint8; what the decoded-image cache stores."""
+        if array.shape[:2] == (self.image_size, self.image_size):
+            return array  # already resized (read from the cache)
+        return self._resize(image=array)["image"]
+
     def to_uint8(self, array: np.ndarray) -> torch.Tensor:
-        """Resize and apply the variant; the result is what a cache would store."""
-        resized = self._resize(image=array)["image"]
-        tensor = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1)
+        """Resize and apply the deterministic variant: ``(3, S, S)`` uint8."""
+        tensor = torch.from_numpy(np.ascontiguousarray(self.resize(array))).permute(2, 0, 1)
         return apply_variant(tensor, self.variant)
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:

@@ -75,6 +75,7 @@ class SpeciesClassifier(pl.LightningModule):
         self._compiled = [torch.compile(self.net)] if compile else []
         weights = torch.tensor(class_weights) if class_weights is not None else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
+        self.inputs_are_features = False
         self.val_metrics = build_metrics(len(class_names), "val")
         self.test_metrics = build_metrics(len(class_names), "test")
 
@@ -93,12 +94,20 @@ class SpeciesClassifier(pl.LightningModule):
         return dict(getattr(self.net, "data_config", UNIT_RANGE))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inputs_are_features:  # trained from cached backbone features
+            return self.net.head(x)
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return (self._compiled[0] if self._compiled else self.net)(x)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits.float(), y)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Lightning restores per-module train/eval flags after validation without calling
+        # .train(); frozen backbone layers must stay in inference mode all the same
+        if hasattr(self.net, "keep_frozen_in_eval"):
+            self.net.keep_frozen_in_eval()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch

@@ -84,6 +84,7 @@ class TimmNet(nn.Module):
         self.backbone = create_backbone(backbone, pretrained, weights)
         self.freeze = freeze
         self.trainable_layers = apply_freeze(self.backbone, freeze, unfreeze_last)
+        keep_frozen_in_eval(self.backbone, freeze)
         # num_features is the width of forward_features' output in timm (not feature_info's)
         self.head = ClassifierHead(self.backbone.num_features, num_classes, **(head or {}))
         config = resolve_model_data_config(self.backbone)
@@ -95,5 +96,12 @@ class TimmNet(nn.Module):
             keep_frozen_in_eval(self.backbone, self.freeze)
         return self
 
+    def keep_frozen_in_eval(self) -> None:
+        keep_frozen_in_eval(self.backbone, self.freeze)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features, ``(B, num_features)``: what the feature cache stores."""
+        return global_pool(self.backbone.forward_features(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(global_pool(self.backbone.forward_features(x)))
+        return self.head(self.forward_features(x))

@@ -1,0 +1,135 @@
+"""Decoded-image cache, feature cache and the frozen-backbone mode they rely on."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.data.cache import FINGERPRINT_FILE
+from src.data.datamodule import RareSpeciesDataModule
+
+ROOT = Path(__file__).parents[1]
+
+
+def datamodule(root, tmp_path, **kwargs) -> RareSpeciesDataModule:
+    return RareSpeciesDataModule(
+        root=str(root), image_size=32, num_workers=0, output_dir=str(tmp_path / "run"), **kwargs
+    )
+
+
+def test_cache_gives_the_same_tensors_as_jpegs(tiny_root, tmp_path):
+    plain, cached = datamodule(tiny_root, tmp_path), datamodule(tiny_root, tmp_path, cache=True)
+    plain.setup("fit")
+    cached.setup("fit")
+    assert cached.datasets["train"].cache is not None
+    for split in ("train", "val", "test"):
+        assert cached.datasets[split].labels == plain.datasets[split].labels
+        for i in range(len(plain.datasets[split])):
+            assert torch.equal(cached.datasets[split][i][0], plain.datasets[split][i][0])
+
+
+def test_stale_cache_is_rebuilt(tiny_root, tmp_path):
+    first = datamodule(tiny_root, tmp_path, cache=True).decoded_cache()
+    stamp = (first.folder / FINGERPRINT_FILE).read_text()
+    again = datamodule(tiny_root, tmp_path, cache=True).decoded_cache()
+    assert (again.folder / FINGERPRINT_FILE).read_text() == stamp  # reused
+    rel = next(iter(first.rows))
+    os.utime(tiny_root / rel, ns=(1, 1))  # the source changed
+    rebuilt = datamodule(tiny_root, tmp_path, cache=True).decoded_cache()
+    assert (rebuilt.folder / FINGERPRINT_FILE).read_text() != stamp
+    other_size = RareSpeciesDataModule(
+        root=str(tiny_root), image_size=24, num_workers=0, cache=True
+    ).decoded_cache()
+    assert other_size.folder != first.folder and other_size[rel].shape == (24, 24, 3)
+
+
+def test_frozen_backbone_stays_in_eval_mode_through_lightning_fit(tiny_root, tmp_path):
+    import pytorch_lightning as pl
+
+    from src.models.classifier import SpeciesClassifier
+
+    dm = datamodule(tiny_root, tmp_path, batch_size=16)
+    model = SpeciesClassifier(
+        "src.models.timm_net.TimmNet",
+        dm.class_names,
+        backbone="resnet18",
+        pretrained=False,
+        freeze="all",
+    )
+    before = {k: v.clone() for k, v in model.net.backbone.state_dict().items()}
+
+    class Spy(pl.Callback):
+        modes: list[bool] = []
+
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            self.modes.append(any(m.training for m in pl_module.net.backbone.modules()))
+
+    trainer = pl.Trainer(
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[Spy()],
+        enable_progress_bar=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    assert Spy.modes and not any(Spy.modes)
+    after = model.net.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics untouched
+
+
+def train(tmp_path: Path, name: str, *overrides: str) -> dict:
+    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            "model=timm",
+            "model.backbone=resnet18",
+            "model.pretrained=false",
+            "data.synthetic.scale=tiny",
+            "data.synthetic.sizes=[40,56]",
+            "data.image_size=32",
+            "data.num_workers=0",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            f"hydra.run.dir={tmp_path / name}",
+            *overrides,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(
+        (tmp_path / name / "test_metrics.json").read_text()
+    ), result.stdout + result.stderr
+
+
+def test_feature_cache_trains_the_same_model(tmp_path):
+    images, _ = train(tmp_path, "images")
+    features, log = train(tmp_path, "features", "train.feature_cache=true")
+    assert "Backbone features cached" in log
+    for key, value in images.items():
+        assert features[key] == pytest.approx(value, abs=1e-4), key
+
+
+def test_feature_cache_is_refused_with_augmentation(tmp_path):
+    _, log = train(
+        tmp_path,
+        "augmented",
+        "train.feature_cache=true",
+        "data.imbalance=oversample",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+    )
+    assert "training from images: training images are augmented" in log
