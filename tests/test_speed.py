@@ -133,3 +133,23 @@ def test_feature_cache_is_refused_with_augmentation(tmp_path):
         "trainer.limit_train_batches=1",
     )
     assert "training from images: training images are augmented" in log
+
+
+def test_augmentation_on_the_device_matches_the_loader_path(tiny_root, tmp_path):
+    cpu = datamodule(tiny_root, tmp_path, imbalance="oversample", batch_size=8)
+    gpu = datamodule(tiny_root, tmp_path, imbalance="oversample", batch_size=8, augment_on="gpu")
+    cpu.setup("fit")
+    gpu.setup("fit")
+    images, labels = next(iter(cpu.val_dataloader()))
+    raw = next(iter(gpu.val_dataloader()))
+    assert raw[0].dtype == torch.uint8 and not raw[2].any()
+    finished, same_labels = gpu.on_after_batch_transfer(raw, 0)
+    assert torch.equal(same_labels, labels) and torch.allclose(finished, images, atol=1e-6)
+    train = gpu.datasets["train"]
+    augmented = torch.stack([train[len(train)][0]] * 2)
+    torch.manual_seed(0)
+    out, _ = gpu.on_after_batch_transfer(
+        (augmented, torch.tensor([0, 0]), torch.tensor([True, False])), 0
+    )
+    plain = train.pipeline.normalize(augmented[1])
+    assert torch.allclose(out[1], plain) and not torch.allclose(out[0], plain)

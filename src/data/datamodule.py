@@ -65,6 +65,7 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         filter_eval: bool = True,
         cache: bool = False,
         cache_dir: str | None = None,
+        augment_on: str = "cpu",
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
@@ -93,6 +94,7 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         self.filter_eval = filter_eval
         self.test_variant = "test"
         self.use_cache = cache
+        self.augment_on = check_choice("data.augment_on", augment_on, ("cpu", "gpu"))
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.unfiltered_test = pd.DataFrame()
         self.data_config: dict[str, Any] = dict(UNIT_RANGE)
@@ -257,9 +259,17 @@ class RareSpeciesDataModule(pl.LightningDataModule):
                 on_non_rgb=self.on_non_rgb,
                 fast_decode=self.fast_decode,
                 cache=cache,
+                defer=self.augment_on == "gpu",
             )
         counts = ", ".join(f"{n} {len(self.datasets[n]):,}" for n in SPLITS)
         log.info("%s: %d classes (%s); %s", self.root, self.num_classes, self.target, counts)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """With data.augment_on=gpu: RandAugment and normalise the batch where it now is."""
+        if len(batch) != 3:
+            return batch
+        images, labels, augment = batch
+        return self.datasets["train"].pipeline.finish_batch(images, augment), labels
 
     # ---- imbalance ---------------------------------------------------------------------
     @property

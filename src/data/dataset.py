@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import torch
 from torch.utils.data import Dataset
 
 from src.data.cache import DecodedCache
@@ -30,6 +29,7 @@ class RareSpeciesDataset(Dataset):
         on_non_rgb: str = "convert",
         fast_decode: bool = True,
         cache: DecodedCache | None = None,
+        defer: bool = False,
     ) -> None:
         if len(rows) != len(labels):
             raise ValueError(f"{len(rows)} rows but {len(labels)} labels.")
@@ -41,6 +41,7 @@ class RareSpeciesDataset(Dataset):
         self.on_non_rgb = on_non_rgb
         self.draft_size = pipeline.image_size if fast_decode else None
         self.cache = cache
+        self.defer = defer
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,6 +57,9 @@ class RareSpeciesDataset(Dataset):
             on_non_rgb=self.on_non_rgb,
         )
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int):
+        """``(image, label)``; with ``defer`` ``(uint8 image, label, augment flag)``."""
         item, augmented = index % len(self), index >= len(self)
+        if self.defer:  # augmentation and normalisation happen on the batch's device
+            return self.pipeline.to_uint8(self.load(item)), self.labels[item], augmented
         return self.pipeline(self.load(item), augment=augmented), self.labels[item]

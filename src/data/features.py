@@ -24,6 +24,8 @@ def feature_cache_blocker(model: pl.LightningModule, datamodule) -> str | None:
         return "the model has no separate backbone (use a timm model)"
     if getattr(net, "freeze", None) != "all":
         return f"the backbone is not fully frozen (model.freeze={getattr(net, 'freeze', None)})"
+    if getattr(datamodule, "augment_on", "cpu") == "gpu":
+        return "data.augment_on=gpu leaves normalisation to the device; use augment_on=cpu"
     if datamodule.imbalance in ("oversample", "both"):
         return "training images are augmented (RandAugment oversampling), so features change"
     if getattr(model.hparams, "compile", False):

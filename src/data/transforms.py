@@ -88,7 +88,20 @@ class ImagePipeline:
         return apply_variant(tensor, self.variant)
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
-        return (image.float().div_(255.0) - self._mean) / self._std
+        """uint8 ``(3, S, S)`` or ``(B, 3, S, S)``, on any device, to normalised floats."""
+        mean, std = self._mean.to(image.device), self._std.to(image.device)
+        return (image.float().div_(255.0) - mean) / std
+
+    def finish_batch(self, images: torch.Tensor, augment: torch.Tensor) -> torch.Tensor:
+        """RandAugment the flagged images of a uint8 batch and normalise it, on its device.
+
+        ``data.augment_on=gpu`` runs this after the batch reached the GPU, so two CPU cores
+        only decode (or read the cache) and the GPU does the pixel work.
+        """
+        images = images.clone()
+        for i in torch.nonzero(augment).flatten().tolist():  # each image its own ops
+            images[i] = self._randaugment(images[i])
+        return self.normalize(images)
 
     def __call__(self, array: np.ndarray, augment: bool = False) -> torch.Tensor:
         image = self.to_uint8(array)
