@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -103,3 +105,50 @@ class TestReportWriter(pl.Callback):
             for i in worst
         ]
         return reports.plot_errors(images, titles, self.output_dir / REPORT_FILES[2])
+
+
+class RngState(pl.Callback):
+    """Saves the random generators with every checkpoint and restores them on resume.
+
+    Lightning builds the first resumed epoch's loader (and prefetches a batch) right after
+    its sanity check, which itself draws random numbers; so the state is put back when the
+    fit starts and again after the sanity check. A resumed run then continues with the same
+    augmentations, dropout masks and shuffles as an uninterrupted one.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict | None = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        state = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [state[0], torch.from_numpy(state[1].astype(np.int64)), *state[2:]],
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self._pending = checkpoint.get("rng_states")
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._restore(keep=True)
+
+    def on_sanity_check_end(self, trainer, pl_module) -> None:
+        self._restore(keep=False)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._pending = None
+
+    def _restore(self, keep: bool) -> None:
+        state = self._pending
+        if state is None:
+            return
+        self._pending = state if keep else None
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        name, keys, *rest = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))

@@ -123,16 +123,34 @@ def test_feature_cache_trains_the_same_model(tmp_path):
         assert features[key] == pytest.approx(value, abs=1e-4), key
 
 
-def test_feature_cache_is_refused_with_augmentation(tmp_path):
-    _, log = train(
-        tmp_path,
-        "augmented",
-        "train.feature_cache=true",
-        "data.imbalance=oversample",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=1",
+def test_feature_cache_is_refused_with_augmentation(tiny_root, tmp_path):
+    from src.data.features import feature_cache_blocker, with_feature_cache
+    from src.models.classifier import SpeciesClassifier
+
+    frozen = SpeciesClassifier(
+        "src.models.timm_net.TimmNet",
+        ["a", "b"],
+        backbone="resnet18",
+        pretrained=False,
+        freeze="all",
     )
-    assert "training from images: training images are augmented" in log
+    oversampled = datamodule(tiny_root, tmp_path, imbalance="oversample")
+    assert "augmented" in feature_cache_blocker(frozen, oversampled)
+    assert with_feature_cache(frozen, oversampled) is oversampled
+    partial = SpeciesClassifier(
+        "src.models.timm_net.TimmNet",
+        ["a", "b"],
+        backbone="resnet18",
+        pretrained=False,
+        freeze="partial",
+        unfreeze_last=2,
+    )
+    assert "not fully frozen" in feature_cache_blocker(partial, datamodule(tiny_root, tmp_path))
+    baseline = SpeciesClassifier("src.models.baseline.BaselineCNN", ["a", "b"])
+    assert "no separate backbone" in feature_cache_blocker(
+        baseline, datamodule(tiny_root, tmp_path)
+    )
+    assert feature_cache_blocker(frozen, datamodule(tiny_root, tmp_path)) is None
 
 
 def test_augmentation_on_the_device_matches_the_loader_path(tiny_root, tmp_path):

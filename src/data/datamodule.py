@@ -15,7 +15,14 @@ from src.data.cache import CacheSpec, DecodedCache, ensure_cache
 from src.data.dataset import RareSpeciesDataset
 from src.data.images import DEFAULT_MAX_PIXELS, NON_RGB_POLICIES, inspect_images
 from src.data.sampling import OversampleSampler, balanced_class_weights, check_imbalance
-from src.data.schema import METADATA_FILE, DataFormatError, check_target, class_names, read_index
+from src.data.schema import (
+    METADATA_FILE,
+    DataFormatError,
+    check_target,
+    class_names,
+    phylum_of,
+    read_index,
+)
 from src.data.split import SPLITS, load_or_make_split, write_split
 from src.data.synthetic import ensure_synthetic
 from src.data.transforms import UNIT_RANGE, ImagePipeline, check_variant
@@ -282,7 +289,11 @@ class RareSpeciesDataModule(pl.LightningDataModule):
     def train_sampler(self) -> OversampleSampler | None:
         if self.imbalance not in ("oversample", "both"):
             return None
-        return OversampleSampler(self.datasets["train"].labels, seed=self.seed)
+        sampler = OversampleSampler(self.datasets["train"].labels, seed=self.seed)
+        # Lightning builds a resumed run's first loader before it calls set_epoch
+        trainer = getattr(self, "trainer", None)
+        sampler.set_epoch(trainer.current_epoch if trainer is not None else 0)
+        return sampler
 
     # ---- loaders -----------------------------------------------------------------------
     def _loader(self, name: str, sampler=None, shuffle: bool = False) -> DataLoader:
@@ -318,6 +329,7 @@ class RareSpeciesDataModule(pl.LightningDataModule):
             "image_size": self.image_size,
             "preprocess": self.preprocess,
             "data_config": self.data_config,
+            "phylum": phylum_of(self.index) if self.target == "family" else {},
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

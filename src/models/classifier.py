@@ -116,14 +116,14 @@ class SpeciesClassifier(pl.LightningModule):
         if hasattr(self.net, "regularization"):
             loss = loss + self.net.regularization()
         acc = (logits.argmax(1) == y).float().mean()
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/acc", acc, on_step=False, on_epoch=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("train/acc", acc, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.log("val/loss", self._loss(logits, y), on_epoch=True, prog_bar=True)
+        self.log("val/loss", self._loss(logits, y), on_epoch=True, prog_bar=True, sync_dist=True)
         self.val_metrics.update(logits.float().softmax(1), y)
 
     def on_validation_epoch_end(self) -> None:
@@ -136,7 +136,7 @@ class SpeciesClassifier(pl.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.log("test/loss", self._loss(logits, y), on_epoch=True)
+        self.log("test/loss", self._loss(logits, y), on_epoch=True, sync_dist=True)
         probabilities = logits.float().softmax(1)
         self.test_metrics.update(probabilities, y)
         self._test_outputs.append((probabilities.cpu(), y.cpu()))
@@ -151,7 +151,18 @@ class SpeciesClassifier(pl.LightningModule):
             torch.cat([y for _, y in outputs]).numpy(),
         )
 
+    def _gather_test_outputs(self) -> None:
+        """Under DDP, every process's predictions, so rank 0's reports cover the test set."""
+        if self.trainer.world_size <= 1 or not self._test_outputs:
+            return
+        probabilities = torch.cat([p for p, _ in self._test_outputs]).to(self.device)
+        labels = torch.cat([y for _, y in self._test_outputs]).to(self.device)
+        gathered_p = self.all_gather(probabilities).reshape(-1, probabilities.shape[1])
+        gathered_y = self.all_gather(labels).reshape(-1)
+        self._test_outputs = [(gathered_p.cpu(), gathered_y.cpu())]
+
     def on_test_epoch_end(self) -> None:
+        self._gather_test_outputs()
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
 

@@ -1,0 +1,87 @@
+"""Export a trained model: ``python -m src.export ckpt_path=best.ckpt format=onnx|torchscript``.
+
+Writes the model file and, beside it, ``<name>.preprocessing.json``: the contract a
+deployment must follow (image size, resize interpolation, pre-processing variant, mean,
+std, class names and phyla). The exported model takes normalised ``(N, 3, S, S)`` float
+images and returns logits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from src.errors import UserFacingError, check_choice
+from src.models.classifier import SpeciesClassifier, load_classifier
+from src.predict import datamodule_state
+from src.utils import register_resolvers, run_cli
+
+log = logging.getLogger(__name__)
+register_resolvers()
+FORMATS = ("onnx", "torchscript")
+
+
+def contract(model: SpeciesClassifier, state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "input": "float32 (N, 3, S, S), RGB, resized to S x S, /255, then (x - mean) / std",
+        "image_size": int(state.get("image_size", 224)),
+        "preprocess": state.get("preprocess", "original"),
+        **{key: model.data_config[key] for key in ("mean", "std", "interpolation")},
+        "output": "logits (N, classes); softmax for probabilities",
+        "class_names": model.class_names,
+        "phylum": state.get("phylum", {}),
+    }
+
+
+def export(model: SpeciesClassifier, image_size: int, path: Path, fmt: str) -> Path:
+    """Write ``model`` (in eval mode, on CPU) as ONNX or TorchScript to ``path``."""
+    check_choice("format", fmt, FORMATS)
+    model = model.cpu().eval()
+    example = torch.zeros(1, 3, image_size, image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "torchscript":
+        torch.jit.trace(model.net, example).save(str(path))
+        return path
+    try:
+        import onnx  # noqa: F401  (the exporter needs it)
+    except ImportError as err:
+        raise UserFacingError("ONNX export needs: pip install -e '.[export]'") from err
+    torch.onnx.export(
+        model.net,
+        (example,),
+        str(path),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_shapes={"x": {0: torch.export.Dim("n")}},
+        external_data=False,
+    )
+    return path
+
+
+def run_export(cfg: DictConfig) -> Path:
+    if not Path(cfg.ckpt_path).is_file():
+        raise UserFacingError(f"ckpt_path={cfg.ckpt_path} does not exist.")
+    model = load_classifier(cfg.ckpt_path)
+    state = datamodule_state(cfg.ckpt_path)
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[check_choice("format", cfg.format, FORMATS)]
+    path = Path(cfg.output or Path(cfg.paths.output_dir) / f"model{suffix}")
+    export(model, int(state.get("image_size", 224)), path, cfg.format)
+    side = path.with_suffix(".preprocessing.json")
+    side.write_text(json.dumps(contract(model, state), indent=2) + "\n")
+    print(f"Wrote {path} and {side}")
+    return path
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    run_cli(run_export, cfg)
+
+
+if __name__ == "__main__":
+    main()
