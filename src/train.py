@@ -22,7 +22,7 @@ from src.callbacks import write_json
 from src.data.features import with_feature_cache
 from src.sweeps.pruning import OptunaPruning, load_trial
 from src.sweeps.summary import FIT_SUMMARY_FILE
-from src.utils import register_resolvers, run_cli
+from src.utils import RUN_INFO_FILE, register_resolvers, run_cli, run_info
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -67,6 +67,8 @@ def optuna_pruning(cfg: DictConfig) -> OptunaPruning | None:
 
 def train(cfg: DictConfig) -> float | None:
     pl.seed_everything(cfg.seed, workers=True)
+    if rank_zero_only.rank == 0:
+        write_json(Path(cfg.paths.output_dir) / RUN_INFO_FILE, run_info())
     pruning = optuna_pruning(cfg)
     datamodule, model, trainer = build(cfg, [pruning] if pruning else [])
     if cfg.get("train", {}).get("feature_cache"):

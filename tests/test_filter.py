@@ -20,8 +20,8 @@ from src.zeroshot import (
     score,
     scores_frame,
 )
+from tests.helpers import ROOT, TINY_DATA, compose_config, run_module
 
-ROOT = Path(__file__).parents[1]
 TINY_CLIP = {
     "embed_dim": 32,
     "quick_gelu": True,
@@ -87,33 +87,24 @@ def test_cache_key_changes_with_model_prompts_and_files():
     assert base != cache_key(spec, ANIMAL, OTHER, ["a.jpg", "b.jpg"])
 
 
+FILTER = [*TINY_DATA, "filter.model=tiny-clip", "filter.pretrained=null"]
+
+
 def run_filter(tmp_path, clip_configs, *extra):
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.filter",
-            "data=synthetic",
-            "data.synthetic.scale=tiny",
-            "data.synthetic.sizes=[40,56]",
-            "data.num_workers=0",
-            "filter.model=tiny-clip",
-            "filter.pretrained=null",
-            f"filter.model_config_dir={clip_configs}",
-            f"filter.out_dir={tmp_path / 'filtered'}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            *extra,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return run_module(
+        tmp_path,
+        "src.filter",
+        *FILTER,
+        f"filter.model_config_dir={clip_configs}",
+        f"filter.out_dir={tmp_path / 'filtered'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *extra,
     )
 
 
-def test_filter_cli_writes_scores_index_and_sheets_and_reuses_scores(tmp_path, clip_configs):
+def test_filter_cli_writes_scores_index_and_sheets_and_reuses_scores(
+    tmp_path, clip_configs, monkeypatch
+):
     first = run_filter(tmp_path, clip_configs, "filter.threshold=0.5")
     assert first.returncode == 0, first.stderr[-3000:]
     out = tmp_path / "filtered"
@@ -130,12 +121,31 @@ def test_filter_cli_writes_scores_index_and_sheets_and_reuses_scores(tmp_path, c
     assert list(index["file_path"]) == list(scores.loc[scores["keep"], "file_path"])
     assert (out / "filter_removed.png").is_file() and (out / "filter_borderline.png").is_file()
     threshold = float(scores["p_animal"].median())
-    second = run_filter(tmp_path, clip_configs, f"filter.threshold={threshold}")
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "Reusing the CLIP scores" in second.stderr + second.stdout
-    rescored = pd.read_csv(out / "clip_scores.csv", keep_default_na=False)
+    rescored = filter_in_process(tmp_path, clip_configs, monkeypatch, threshold)
     assert list(rescored["p_animal"]) == list(scores["p_animal"])  # same scores, new decision
     assert (rescored["keep"] == (rescored["p_animal"] > threshold)).all()
+    written = pd.read_csv(out / "clip_scores.csv", keep_default_na=False)
+    assert written["keep"].sum() == rescored["keep"].sum()
+
+
+def filter_in_process(tmp_path, clip_configs, monkeypatch, threshold: float) -> pd.DataFrame:
+    """src.filter again with another threshold; CLIP must not run (the scores are cached)."""
+    import src.filter
+
+    def no_clip(*args, **kwargs):
+        raise AssertionError("CLIP ran although the scores were cached")
+
+    monkeypatch.setattr(src.filter, "score", no_clip)
+    monkeypatch.setenv("RARE_SPECIES_CACHE", str(tmp_path / "cache"))
+    cfg = compose_config(
+        "filter",
+        *FILTER,
+        f"filter.model_config_dir={clip_configs}",
+        f"filter.out_dir={tmp_path / 'filtered'}",
+        f"filter.threshold={threshold}",
+        f"paths.output_dir={tmp_path / 'run2'}",
+    )
+    return src.filter.run_filter(cfg)
 
 
 def test_offline_openai_weights_fail_in_one_sentence():

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +9,7 @@ import torch
 
 from src.data.cache import FINGERPRINT_FILE
 from src.data.datamodule import RareSpeciesDataModule
-
-ROOT = Path(__file__).parents[1]
+from tests.helpers import TINY_DATA, compose_config
 
 
 def datamodule(root, tmp_path, **kwargs) -> RareSpeciesDataModule:
@@ -83,42 +80,36 @@ def test_frozen_backbone_stays_in_eval_mode_through_lightning_fit(tiny_root, tmp
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics untouched
 
 
-def train(tmp_path: Path, name: str, *overrides: str) -> dict:
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.train",
-            "model=timm",
-            "model.backbone=resnet18",
-            "model.pretrained=false",
-            "data.synthetic.scale=tiny",
-            "data.synthetic.sizes=[40,56]",
-            "data.image_size=32",
-            "data.num_workers=0",
-            "trainer.max_epochs=2",
-            "trainer.enable_progress_bar=false",
-            "logger=none",
-            f"hydra.run.dir={tmp_path / name}",
-            *overrides,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+def train_in_process(tmp_path: Path, name: str, *overrides: str) -> tuple[dict, str]:
+    """src.train's own train() on a composed config (no subprocess: Lightning imports once)."""
+    from src.train import train
+    from src.utils import register_resolvers
+
+    register_resolvers()
+    cfg = compose_config(
+        "train",
+        *TINY_DATA,
+        "model=timm",
+        "model.backbone=resnet18",
+        "model.pretrained=false",
+        "data.image_size=32",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=1",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        f"paths.output_dir={tmp_path / name}",
+        *overrides,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(
-        (tmp_path / name / "test_metrics.json").read_text()
-    ), result.stdout + result.stderr
+    train(cfg)
+    return json.loads((tmp_path / name / "test_metrics.json").read_text())
 
 
-def test_feature_cache_trains_the_same_model(tmp_path):
-    images, _ = train(tmp_path, "images")
-    features, log = train(tmp_path, "features", "train.feature_cache=true")
-    assert "Backbone features cached" in log
+def test_feature_cache_trains_the_same_model(tmp_path, caplog):
+    images = train_in_process(tmp_path, "images")
+    with caplog.at_level("INFO"):
+        features = train_in_process(tmp_path, "features", "train.feature_cache=true")
+    assert "Backbone features cached" in caplog.text
     for key, value in images.items():
         assert features[key] == pytest.approx(value, abs=1e-4), key
 

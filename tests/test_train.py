@@ -67,6 +67,8 @@ def test_train_writes_every_output(tiny_run):
     assert set(metrics) >= TEST_KEYS
     assert all(0.0 <= metrics[k] <= 1.0 for k in TEST_KEYS)
     assert "seed: 7" in (tiny_run / ".hydra" / "config.yaml").read_text()
+    info = json.loads((tiny_run / "run_info.json").read_text())
+    assert info["packages"]["torch"] and "git_commit" in info and "src.train" in info["command"]
 
 
 def test_checkpoint_names_its_classes(tiny_run):

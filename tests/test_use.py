@@ -1,9 +1,6 @@
 """Using a trained model: predict, export (with parity), DDP on CPU, the SLURM launcher."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +14,7 @@ from PIL import Image
 
 from src.data.datamodule import RareSpeciesDataModule
 from src.models.classifier import SpeciesClassifier, load_classifier
-
-ROOT = Path(__file__).parents[1]
+from tests.helpers import ROOT, run_module
 
 
 @pytest.fixture(scope="module")
@@ -56,21 +52,9 @@ def photos(tiny_source: Path, folder: Path) -> Path:
     return folder
 
 
-def run(tmp_path: Path, module: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_predict_a_folder_and_a_csv(checkpoint, tiny_source, tmp_path):
     folder = photos(tiny_source, tmp_path / "photos")
-    result = run(
+    result = run_module(
         tmp_path,
         "src.predict",
         f"ckpt_path={checkpoint}",
@@ -97,7 +81,7 @@ def test_predict_a_folder_and_a_csv(checkpoint, tiny_source, tmp_path):
     pd.DataFrame({"path": [f"photos/field/{p.name}" for p in (folder / "field").iterdir()]}).to_csv(
         listing, index=False
     )
-    again = run(
+    again = run_module(
         tmp_path,
         "src.predict",
         f"ckpt_path={checkpoint}",
@@ -111,7 +95,7 @@ def test_predict_a_folder_and_a_csv(checkpoint, tiny_source, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
-    result = run(
+    result = run_module(
         tmp_path,
         "src.export",
         f"ckpt_path={checkpoint}",
@@ -136,7 +120,7 @@ def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
 
 
 def test_ddp_on_two_cpu_processes(tmp_path):
-    result = run(
+    result = run_module(
         tmp_path,
         "src.train",
         "trainer=ddp",
