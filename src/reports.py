@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -75,10 +76,13 @@ def plot_confusion_matrix(
         ax.axvline(edge - 0.5, color="red", lw=0.6)
     for start, end in zip([0, *edges], [*edges, n]):
         ax.text(n + 0.5, (start + end - 1) / 2, groups[start], va="center", fontsize=10)
-    ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"Confusion matrix ({int(matrix.sum())} test images, log scale)")
-    fig.colorbar(image, ax=ax, fraction=0.03)
+    ax.set_xlabel(f"predicted ({int(matrix.sum())} test images; rows: true family)")
+    # the phylum names take the right side: the colour bar goes on top, in plain counts
+    bar = fig.colorbar(image, ax=ax, location="top", fraction=0.03, pad=0.02)
+    bar.ax.xaxis.set_major_formatter(ScalarFormatter())
+    bar.ax.xaxis.set_minor_formatter(NullFormatter())
+    bar.set_label("images (log scale)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return fig
