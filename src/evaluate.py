@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.callbacks import TestMetricsWriter, TestReportWriter
 from src.errors import UserFacingError
 from src.models.classifier import load_classifier
-from src.train import test_all
+from src.train import run_tests
 from src.utils import register_resolvers, run_cli
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         logger=False,
         callbacks=[TestMetricsWriter(output_dir), TestReportWriter(output_dir)],
     )
-    test_all(trainer, model, datamodule, ckpt_path=None)
+    run_tests(trainer, model, datamodule, ckpt_path=None)
     return dict(trainer.callback_metrics)
 
 

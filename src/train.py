@@ -85,12 +85,12 @@ def train(cfg: DictConfig) -> float | None:
     if pruning is not None and pruning.pruned:
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
     if cfg.get("test", True):
-        test_all(trainer, model, datamodule, best or None)
+        run_tests(trainer, model, datamodule, best or None)
     log.info("Best %s: %s (%s)", cfg.monitor, score, best)
     return score
 
 
-def test_all(trainer: pl.Trainer, model, datamodule, ckpt_path: str | None) -> None:
+def run_tests(trainer: pl.Trainer, model, datamodule, ckpt_path: str | None) -> None:
     """Test; when val/test were filtered, test the unfiltered test set too (both reported)."""
     for variant in datamodule.test_variants():
         datamodule.test_variant = variant
