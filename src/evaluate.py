@@ -44,8 +44,6 @@ def training_split_dir(cfg: DictConfig, run_config: dict) -> str:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
-    if not Path(cfg.ckpt_path).is_file():
-        raise UserFacingError(f"ckpt_path={cfg.ckpt_path} does not exist.")
     model = load_classifier(cfg.ckpt_path)
     run_config = model.run_config or {}
     if cfg.get("data") is None and "data" not in run_config:

@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 
 from src.errors import UserFacingError, check_choice
 from src.models.classifier import SpeciesClassifier, load_classifier
-from src.predict import datamodule_state
 from src.utils import register_resolvers, run_cli
 
 log = logging.getLogger(__name__)
@@ -65,10 +64,8 @@ def export(model: SpeciesClassifier, image_size: int, path: Path, fmt: str) -> P
 
 
 def run_export(cfg: DictConfig) -> Path:
-    if not Path(cfg.ckpt_path).is_file():
-        raise UserFacingError(f"ckpt_path={cfg.ckpt_path} does not exist.")
     model = load_classifier(cfg.ckpt_path)
-    state = datamodule_state(cfg.ckpt_path)
+    state = model.datamodule_state
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}[check_choice("format", cfg.format, FORMATS)]
     path = Path(cfg.output or Path(cfg.paths.output_dir) / f"model{suffix}")
     export(model, int(state.get("image_size", 224)), path, cfg.format)

@@ -73,11 +73,6 @@ def image_pipeline(model: SpeciesClassifier, checkpoint_data: dict[str, Any]) ->
     )
 
 
-def datamodule_state(ckpt_path: str | Path) -> dict[str, Any]:
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    return next((v for k, v in checkpoint.items() if k.endswith("DataModule")), {})
-
-
 @torch.no_grad()
 def predict(
     model: SpeciesClassifier,
@@ -116,10 +111,8 @@ def predict(
 
 
 def run_predict(cfg: DictConfig) -> pd.DataFrame:
-    if not Path(cfg.ckpt_path).is_file():
-        raise UserFacingError(f"ckpt_path={cfg.ckpt_path} does not exist.")
     model = load_classifier(cfg.ckpt_path)
-    state = datamodule_state(cfg.ckpt_path)
+    state = model.datamodule_state
     phylum = state.get("phylum") or phylum_of(read_reference_index())
     paths = collect_inputs(cfg.inputs)
     if not paths:

@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,13 @@ def _decode(args: tuple[str, CacheSpec]) -> tuple[np.ndarray | None, str]:
         array = load_rgb(path, spec.max_pixels, spec.image_size if spec.fast_decode else None)
     except BadImageError as err:
         return None, err.reason
-    pipeline = ImagePipeline(image_size=spec.image_size, interpolation=spec.interpolation)
-    return pipeline.resize(array), ""
+    return _resizer(spec.image_size, spec.interpolation).resize(array), ""
+
+
+@lru_cache(maxsize=4)
+def _resizer(image_size: int, interpolation: str) -> ImagePipeline:
+    """One pipeline per worker process and setting, not one per image."""
+    return ImagePipeline(image_size=image_size, interpolation=interpolation)
 
 
 class DecodedCache:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from src.data.transforms import UNIT_RANGE
+from src.errors import UserFacingError
 from src.models.metrics import build_metrics
 from src.models.optim import build_optimizer, build_scheduler
 
@@ -194,7 +195,13 @@ class SpeciesClassifier(pl.LightningModule):
 
 
 def load_classifier(path: str | Path, map_location: str = "cpu") -> SpeciesClassifier:
-    """Rebuild a trained classifier from its checkpoint alone, without downloading weights."""
+    """Rebuild a trained classifier from its checkpoint alone, without downloading weights.
+
+    Also attaches what the checkpoint says about the data: ``run_config`` (the training
+    run's resolved config) and ``datamodule_state`` (image size, variant, class phyla).
+    """
+    if not Path(path).is_file():
+        raise UserFacingError(f"ckpt_path={path} does not exist.")
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     hparams = dict(checkpoint["hyper_parameters"])
     if "pretrained" in hparams:  # the checkpoint holds the trained weights already
@@ -202,4 +209,7 @@ def load_classifier(path: str | Path, map_location: str = "cpu") -> SpeciesClass
     model = SpeciesClassifier(**hparams)
     model.load_state_dict(checkpoint["state_dict"])
     model.run_config = checkpoint.get("run_config")
+    model.datamodule_state = next(
+        (v for k, v in checkpoint.items() if k.endswith("DataModule")), {}
+    )
     return model.eval()
