@@ -30,14 +30,30 @@ def compose_config(config_name: str, *overrides: str, hydra: bool = False) -> Di
         )
 
 
+def cache_env(tmp_path: Path) -> dict[str, str]:
+    """The environment with a private synthetic-data cache under ``tmp_path``."""
+    return {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+
+
 def run_module(tmp_path: Path, module: str, *args: str, timeout: int = 600):
     """``python -m module args`` from the project root, with a private data cache."""
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
-        env=env,
+        env=cache_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def run_offline(code: str) -> subprocess.CompletedProcess:
+    """Python ``code`` in a fresh process with the Hugging Face hub switched off."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )

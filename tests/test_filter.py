@@ -1,9 +1,6 @@
 """The CLIP "only animals" filter and data=onlyanimals, with a tiny random open_clip model."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import open_clip
@@ -20,7 +17,7 @@ from src.zeroshot import (
     score,
     scores_frame,
 )
-from tests.helpers import ROOT, TINY_DATA, compose_config, run_module
+from tests.helpers import TINY_DATA, compose_config, run_module, run_offline
 
 TINY_CLIP = {
     "embed_dim": 32,
@@ -152,14 +149,7 @@ def test_offline_openai_weights_fail_in_one_sentence():
     code = (
         "from src.zeroshot import ClipSpec, load_clip\nload_clip(ClipSpec('ViT-B-16', 'openai'))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    result = run_offline(code)
     assert result.returncode != 0
     assert (
         "ClipUnavailableError: The CLIP weights 'openai' for ViT-B-16-quickgelu could not"
@@ -223,28 +213,17 @@ def test_training_on_filtered_data_reports_both_test_sets(tmp_path):
     index = pd.read_csv(root / "metadata.csv")
     truth = pd.read_csv(root / "synthetic_truth.csv")
     index[truth["kind"].to_numpy() == "animal"].to_csv(tmp_path / "keep.csv", index=False)
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.train",
-            "data.synthetic.scale=tiny",
-            "data.synthetic.sizes=[40,56]",
-            "data.image_size=32",
-            "data.num_workers=0",
-            f"data.keep_index={tmp_path / 'keep.csv'}",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=2",
-            "trainer.enable_progress_bar=false",
-            "logger=none",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_module(
+        tmp_path,
+        "src.train",
+        *TINY_DATA,
+        "data.image_size=32",
+        f"data.keep_index={tmp_path / 'keep.csv'}",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())

@@ -1,15 +1,8 @@
 """timm backbones, head, freeze policies, weights, and the training module."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import timm
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from safetensors.torch import save_file
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -17,17 +10,15 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from src.models.classifier import SpeciesClassifier
 from src.models.freeze import parameterised_layers
 from src.models.timm_net import TimmNet
+from tests.helpers import compose_config, run_offline
 
-ROOT = Path(__file__).parents[1]
 NAMES = [f"c{i}" for i in range(7)]
 MODELS = ["baseline", "vgg19", "resnet152v2", "convnext", "efficientnetv2_b0"]
 
 
 def model_config(name: str, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        extra = ["model.pretrained=false"] if name != "baseline" else []
-        return compose(config_name="train", overrides=[f"model={name}", *extra, *overrides]).model
+    extra = ["model.pretrained=false"] if name != "baseline" else []
+    return compose_config("train", f"model={name}", *extra, *overrides).model
 
 
 def build(name: str, *overrides: str) -> SpeciesClassifier:
@@ -127,14 +118,7 @@ def test_offline_pretrained_fails_in_one_clear_sentence():
     code = (
         "from src.models.timm_net import TimmNet\nTimmNet(5, 'resnet18.a1_in1k', pretrained=True)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    result = run_offline(code)
     assert result.returncode != 0
     assert (
         "WeightsUnavailableError: Pretrained weights for resnet18.a1_in1k could not be"

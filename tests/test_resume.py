@@ -1,7 +1,6 @@
 """Same seed, same metrics; a killed run, resumed, ends where an uninterrupted one does."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[1]
+from tests.helpers import ROOT, cache_env, run_module
+
 ARGS = [
     "data.synthetic.scale=tiny",
     "data.synthetic.sizes=[40,56]",
@@ -31,8 +31,8 @@ def command(run_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "src.train", *ARGS, f"hydra.run.dir={run_dir}", *extra]
 
 
-def env(tmp_path: Path) -> dict:
-    return {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+def train(tmp_path: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_module(tmp_path, "src.train", *ARGS, f"hydra.run.dir={run_dir}", *extra)
 
 
 def metrics(run_dir: Path) -> dict:
@@ -42,18 +42,14 @@ def metrics(run_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("resume")
-    result = subprocess.run(
-        command(tmp / "a"), cwd=ROOT, env=env(tmp), capture_output=True, text=True, timeout=600
-    )
+    result = train(tmp, tmp / "a")
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp, tmp / "a"
 
 
 def test_same_seed_same_metrics(uninterrupted):
     tmp, first = uninterrupted
-    result = subprocess.run(
-        command(tmp / "c"), cwd=ROOT, env=env(tmp), capture_output=True, text=True, timeout=600
-    )
+    result = train(tmp, tmp / "c")
     assert result.returncode == 0, result.stderr[-3000:]
     assert metrics(tmp / "c") == metrics(first)
 
@@ -64,7 +60,7 @@ def test_killed_run_resumes_to_the_same_result(uninterrupted):
     process = subprocess.Popen(
         command(run_dir),
         cwd=ROOT,
-        env=env(tmp),
+        env=cache_env(tmp),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -76,14 +72,7 @@ def test_killed_run_resumes_to_the_same_result(uninterrupted):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert last.is_file() and not (run_dir / "test_metrics.json").exists(), "not interrupted"
-    resumed = subprocess.run(
-        command(run_dir, "ckpt_path=last"),
-        cwd=ROOT,
-        env=env(tmp),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resumed = train(tmp, run_dir, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Restoring states from the checkpoint" in resumed.stdout + resumed.stderr
     assert metrics(run_dir) == metrics(first)

@@ -1,7 +1,6 @@
 """Grids with -m, the summary table, and the Optuna Hyperband sweeper (pruning, resume,
 several workers on one storage, the best-params experiment)."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +12,8 @@ import yaml
 
 from src.errors import ConfigError
 from src.sweeps.space import search_space
+from tests.helpers import ROOT, cache_env, run_module
 
-ROOT = Path(__file__).parents[1]
 TINY = [
     "data.synthetic.scale=tiny",
     "data.synthetic.sizes=[40,56]",
@@ -35,16 +34,8 @@ SEARCH = [
 ]
 
 
-def run(tmp_path: Path, *args: str, **popen) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
-    return subprocess.run(
-        [sys.executable, "-m", "src.train", "-m", *TINY, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+def run(tmp_path: Path, *args: str):
+    return run_module(tmp_path, "src.train", "-m", *TINY, *args, timeout=900)
 
 
 def study(sweep: Path) -> optuna.Study:
@@ -77,13 +68,7 @@ def test_grid_summary_lists_every_run_and_the_errors(tmp_path):
     )
     table = (sweep / "summary.md").read_text()
     assert table.count("\n| ") == 4 and "sepia" in table
-    again = subprocess.run(
-        [sys.executable, "-m", "src.report", str(sweep)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = run_module(tmp_path, "src.report", str(sweep), timeout=120)
     assert again.returncode == 0 and "4 runs" in again.stdout
 
 
@@ -112,24 +97,15 @@ def test_best_params_and_experiment_retrain_the_winner(hyperband, tmp_path):
     best = yaml.safe_load((hyperband / "best_params.yaml").read_text())
     assert best["trial"] == study(hyperband).best_trial.number
     assert set(best["params"]) == {"model.optimizer.lr"}
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.train",
-            "--config-dir",
-            str(hyperband),
-            "experiment=baseline_hyperband_best",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=2",
-            f"hydra.run.dir={tmp_path / 'best'}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_module(
+        tmp_path,
+        "src.train",
+        "--config-dir",
+        str(hyperband),
+        "experiment=baseline_hyperband_best",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        f"hydra.run.dir={tmp_path / 'best'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     config = yaml.safe_load((tmp_path / "best" / ".hydra" / "config.yaml").read_text())
@@ -155,7 +131,7 @@ def test_rerun_resumes_the_study(tmp_path):
 
 def test_two_workers_share_one_study(tmp_path):
     sweep = tmp_path / "study"
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
+    env = cache_env(tmp_path)
     args = [
         sys.executable,
         "-m",

@@ -1,19 +1,14 @@
 """End to end: the training entry point as a user runs it, and its configs."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from src.models.baseline import BaselineCNN
+from tests.helpers import compose_config, run_module
 
-ROOT = Path(__file__).parents[1]
 TEST_KEYS = {
     "test/acc",
     "test/f1_macro",
@@ -36,16 +31,8 @@ TINY = [
 ]
 
 
-def run_train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
-    return subprocess.run(
-        [sys.executable, "-m", "src.train", *overrides],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def run_train(tmp_path: Path, *overrides: str):
+    return run_module(tmp_path, "src.train", *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -91,21 +78,19 @@ def test_bad_root_is_one_clear_line(tmp_path):
     assert "does not exist: run `python -m src.data.download" in result.stderr
 
 
-def compose_config(*overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+def train_config(*overrides: str):
+    return compose_config("train", *overrides, hydra=True)
 
 
 def test_default_config_is_the_offline_synthetic_demo():
-    cfg = compose_config()
+    cfg = train_config()
     assert cfg.data.synthetic.scale == "small" and cfg.model.architecture.endswith("BaselineCNN")
     assert cfg.monitor == "val/f1_macro"
     assert cfg.callbacks.model_checkpoint.monitor == "val/f1_macro"
 
 
 def test_real_data_config_composes():
-    cfg = compose_config("data=rarespecies", "data.root=/data/rare_species", "data.imbalance=both")
+    cfg = train_config("data=rarespecies", "data.root=/data/rare_species", "data.imbalance=both")
     assert cfg.data.root == "/data/rare_species" and cfg.data.synthetic is None
     assert cfg.data.image_size == 224 and cfg.data.batch_size == 64
     assert cfg.data.split.seed == 42
@@ -157,22 +142,13 @@ def test_reports_are_written_and_add_up(tiny_run):
 
 
 def test_evaluate_reproduces_the_training_metrics(tiny_run, tmp_path):
-    env = {**os.environ, "RARE_SPECIES_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.evaluate",
-            f"ckpt_path={tiny_run / 'checkpoints' / 'best.ckpt'}",
-            f"hydra.run.dir={tmp_path / 'ev'}",
-            "trainer.limit_test_batches=2",
-            "trainer.enable_progress_bar=false",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_module(
+        tmp_path,
+        "src.evaluate",
+        f"ckpt_path={tiny_run / 'checkpoints' / 'best.ckpt'}",
+        f"hydra.run.dir={tmp_path / 'ev'}",
+        "trainer.limit_test_batches=2",
+        "trainer.enable_progress_bar=false",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     trained = json.loads((tiny_run / "test_metrics.json").read_text())

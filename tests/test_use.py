@@ -8,13 +8,11 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from src.data.datamodule import RareSpeciesDataModule
 from src.models.classifier import SpeciesClassifier, load_classifier
-from tests.helpers import ROOT, run_module
+from tests.helpers import compose_config, run_module
 
 
 @pytest.fixture(scope="module")
@@ -147,19 +145,15 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
 
 def test_slurm_launcher_config():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            return_hydra_config=True,
-            overrides=[
-                "hydra/launcher=slurm",
-                "hydra.launcher.partition=gpu",
-                "hydra.launcher.gpus_per_node=4",
-                "trainer=ddp",
-                "trainer.devices=4",
-            ],
-        )
+    cfg = compose_config(
+        "train",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.gpus_per_node=4",
+        "trainer=ddp",
+        "trainer.devices=4",
+        hydra=True,
+    )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.nodes) == ("gpu", 4, 1)
