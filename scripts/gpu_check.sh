@@ -1,46 +1,82 @@
 #!/usr/bin/env bash
-# One prepared check for a lent GPU (H100/H200, no internet): GPU-marked tests, then the
-# train-step benchmark of ConvNeXt-Base and EfficientNetV2-B0 at 224 px in bf16 (images/s,
-# share of the GPU's peak, projected time of the original's 13-epoch ConvNeXt run on
-# 48,480 images) and the feature-cache benchmark. Under 8 minutes. Results go to $OUT
-# (default outputs/gpu_check). Missing Python packages are installed from ./wheels if
-# that folder exists (pip download them where there is internet).
-#   GPU_CHECK_DEVICE=cpu bash scripts/gpu_check.sh     # a dry run of the script on a CPU
+# One prepared check for a lent GPU (H100/H200, no internet), under 8 minutes:
+#   1. the GPU-marked tests (mixed precision, channels_last, compile, training on CUDA);
+#   2. train-step benchmark of ConvNeXt-Base and EfficientNetV2-B0 at 224 px in bf16:
+#      images/s, share of the GPU's peak, plain PyTorch loop versus Lightning;
+#   3. one real oversampled epoch of `python -m src.train model=convnext` (48,480 images,
+#      from the decoded cache, augmentation on the GPU and on the CPU workers) and the
+#      original's 13-epoch run projected from it;
+#   4. the feature-cache benchmark.
+# Results go to $OUT (default outputs/gpu_check): gpu_check.log, gpu_tests.txt,
+# model/bench.{json,md}, epoch/bench.{json,md}, features/bench.{json,md}.
+# Missing Python packages are installed from $WHEELS (default ./wheels) if it exists:
+# `pip download` them where there is internet (README, "A GPU machine without internet").
+#   GPU_CHECK_DEVICE=cpu bash scripts/gpu_check.sh     # a small dry run on a CPU
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-outputs/gpu_check}"
 DEVICE="${GPU_CHECK_DEVICE:-cuda}"
+PY="${PYTHON:-python3}"
+WHEELS="${WHEELS:-wheels}"
+export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
+scratch=$(mktemp -d)  # step logs; $OUT keeps only the results (at most 8 files)
 log() { echo "[gpu_check $(date +%H:%M:%S)] $*" | tee -a "$OUT/gpu_check.log"; }
+step() {  # step SECONDS NAME COMMAND...: run with a time limit, log its tail, note failures
+  local limit=$1 name=$2
+  shift 2
+  log "$name"
+  timeout "$limit" "$@" >"$scratch/step.txt" 2>&1
+  local rc=$?
+  tail -25 "$scratch/step.txt" | tee -a "$OUT/gpu_check.log"
+  [ $rc -eq 0 ] || { log "$name FAILED (exit $rc)"; status=1; }
+}
 
-if [ -d wheels ]; then
-  pip install --quiet --no-index --find-links wheels wheels/*.whl 2>&1 | tail -2
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
+  site=/tmp/gpu_check_site
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$WHEELS"/*.whl \
+    2>&1 | tail -3
+  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-python - <<'PY' 2>&1 | tee -a "$OUT/gpu_check.log"
-import torch, timm, pytorch_lightning, optuna, open_clip
+"$PY" - <<'PY' 2>&1 | tee -a "$OUT/gpu_check.log"
+import hydra, open_clip, optuna, pytorch_lightning, timm, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "timm", timm.__version__,
-      "lightning", pytorch_lightning.__version__)
+      "lightning", pytorch_lightning.__version__, "hydra", hydra.__version__,
+      "optuna", optuna.__version__, "open_clip", open_clip.__version__)
 print("device:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")
 PY
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null | tee -a "$OUT/gpu_check.log"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null \
+  | tee -a "$OUT/gpu_check.log"
 
 status=0
+export RARE_SPECIES_CACHE="${RARE_SPECIES_CACHE:-/tmp/gpu_check_cache}"
 if [ "$DEVICE" = cuda ]; then
-  log "GPU-marked tests"
-  timeout 180 python -m pytest -m gpu -q -p no:cacheprovider tests/ 2>&1 | tail -15 | tee "$OUT/gpu_tests.txt" || status=1
-  BENCH=(--image-size 224 --batch-size 128 --steps 30 --precision bf16-mixed --channels-last)
-  FEATURES=(--images 4096 --batch-size 256 --image-size 224)
+  MODEL=(--image-size 224 --batch-size 128 --steps 20 --precision bf16-mixed --channels-last)
+  EPOCH=(--image-size 224 --batch-size 128 --model convnext --overrides model.channels_last=true)
+  FEATURES=(--images 2048 --batch-size 256 --image-size 224 --backbone convnext_base)
+  # the epoch bench's 11,983 synthetic images are written on the CPUs meanwhile
+  "$PY" -c "from src.bench import full_synthetic_root as f; print(f())" \
+    >"$scratch/synthetic.txt" 2>&1 &
+  writer=$!
+  step 210 "GPU-marked tests" "$PY" -m pytest -m gpu -q -p no:cacheprovider \
+    --continue-on-collection-errors tests/
+  cp "$scratch/step.txt" "$OUT/gpu_tests.txt"
+  log "waiting for the synthetic images"
+  wait $writer || { log "writing the synthetic images FAILED"; status=1; }
+  tail -2 "$scratch/synthetic.txt" | tee -a "$OUT/gpu_check.log"
 else
-  BENCH=(--image-size 64 --batch-size 16 --steps 3 --backbones resnet18)
-  FEATURES=(--images 64 --batch-size 16 --image-size 64)
-  FEATURE_BACKBONE="${FEATURE_BACKBONE:-resnet18}"
+  MODEL=(--image-size 64 --batch-size 16 --steps 3 --backbones resnet18)
+  EPOCH=(--image-size 64 --batch-size 16 --model timm --overrides model.backbone=resnet18)
+  EPOCH+=(--root "$("$PY" -c "from src.data.synthetic import ensure_synthetic as e
+print(e('$RARE_SPECIES_CACHE/gpu_check_dry_run', 'tiny', sizes=(120, 160)))")")
+  FEATURES=(--images 64 --batch-size 16 --image-size 64 --backbone resnet18)
 fi
-log "train-step benchmark"
-timeout 240 python -m src.bench model --device "$DEVICE" "${BENCH[@]}" --out "$OUT/model" \
-  2>&1 | tail -12 | tee -a "$OUT/gpu_check.log" || status=1
-log "feature-cache benchmark"
-timeout 120 python -m src.bench features --device "$DEVICE" "${FEATURES[@]}" \
-  --backbone "${FEATURE_BACKBONE:-convnext_base.fb_in22k_ft_in1k}" --out "$OUT/features" \
-  2>&1 | tail -8 | tee -a "$OUT/gpu_check.log" || status=1
+step 150 "train-step benchmark" "$PY" -m src.bench model --device "$DEVICE" "${MODEL[@]}" \
+  --out "$OUT/model"
+step 240 "one real epoch (python -m src.train)" "$PY" -m src.bench epoch --device "$DEVICE" \
+  "${EPOCH[@]}" --out "$OUT/epoch"
+step 90 "feature-cache benchmark" "$PY" -m src.bench features --device "$DEVICE" \
+  "${FEATURES[@]}" --out "$OUT/features"
+rm -rf "$scratch"
 log "done (status $status); results in $OUT"
 exit $status

@@ -3,6 +3,7 @@
     python -m src.bench data      [--root DIR] [--images 200] [--image-size 224]
     python -m src.bench model     [--backbones convnext_base tf_efficientnetv2_b0] [--device cuda]
     python -m src.bench features  [--backbone resnet50] [--images 256]
+    python -m src.bench epoch     [--root DIR] [--model convnext] [--augment-on gpu cpu]
 
 Each writes ``bench.json`` and ``bench.md`` (with the machine it ran on) into ``--out``.
 Ratios are the headline: these machines are shared and noisy.
@@ -14,6 +15,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +29,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+# the original's oversampled ConvNeXt-Base run: 13 epochs of 48,480 training images
+# (202 families x 240) and 1,198 validation images, 11,431 s on a laptop RTX 3060
+ORIGINAL_EPOCHS, ORIGINAL_TRAIN, ORIGINAL_VAL, ORIGINAL_S = 13, 48_480, 1_198, 11_431
 # peak dense bf16 tensor throughput, FLOP/s, for the share-of-peak column
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "RTX 3060": 51e12}
 
@@ -170,6 +177,20 @@ def plain_loop(model, batches: int, batch: torch.Tensor, labels: torch.Tensor, d
     return batches * len(batch)
 
 
+class SameBatch:
+    """The plain loop's very batch, already on the device, ``times`` times: a loader for
+    Lightning whose cost is nil, so that only the framework differs between the loops."""
+
+    def __init__(self, batch: torch.Tensor, labels: torch.Tensor, times: int) -> None:
+        self.batch, self.labels, self.times = batch, labels, times
+
+    def __len__(self) -> int:
+        return self.times
+
+    def __iter__(self):
+        return iter([(self.batch, self.labels)] * self.times)
+
+
 def lightning_loop(
     model, batches: int, batch: torch.Tensor, labels: torch.Tensor, precision: str, device: str
 ) -> float:
@@ -190,8 +211,7 @@ def lightning_loop(
                 torch.cuda.synchronize()
             Clock.end = time.perf_counter()
 
-    data = TensorDataset(batch.cpu().repeat(batches + 1, 1, 1, 1), labels.cpu().repeat(batches + 1))
-    loader = DataLoader(data, batch_size=len(batch))
+    loader = SameBatch(batch, labels, batches + 1)
     model.configure_optimizers = lambda: torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=1e-3
     )
@@ -218,38 +238,51 @@ def bench_model(args: argparse.Namespace) -> list[dict[str, Any]]:
     device = args.device
     precision = args.precision or (auto_precision() if device == "cuda" else "32-true")
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision, torch.float32)
+    # fixed-size batches: let cuDNN pick its fastest kernels (trainer=gpu does the same)
+    torch.backends.cudnn.benchmark = device == "cuda"
     rows = []
-    for backbone in args.backbones:
-        torch.manual_seed(0)
-        model = make_model(backbone, 202, args.freeze).to(device)
-        if args.channels_last:
-            model.to(memory_format=torch.channels_last)
-        batch = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
-        labels = torch.randint(0, 202, (args.batch_size,), device=device)
-        flops = forward_flops(model, args.image_size, device)
-        plain_loop(model, 2, batch, labels, dtype)  # warm-up
-        plain = timed(lambda m=model, b=batch, y=labels: plain_loop(m, args.steps, b, y, dtype))
-        lightning = lightning_loop(model, args.steps, batch, labels, precision, device)
-        row = {
-            "bench": "model",
-            "backbone": backbone,
-            "freeze": args.freeze,
-            "precision": precision,
-            "batch": args.batch_size,
-            "image_size": args.image_size,
-            "plain_images_per_s": round(plain, 1),
-            "lightning_images_per_s": round(lightning, 1),
-            "lightning_overhead_pct": round(100 * (plain - lightning) / plain, 1),
-            "forward_gflops_per_image": round(flops / 1e9, 2),
-            "projected_13_epochs_48480_images_s": round(13 * 48_480 / lightning, 1),
-        }
-        peak = next((v for k, v in PEAK_BF16.items() if k in machine().get("gpu", "")), None)
-        if peak and dtype != torch.float32:
-            # frozen backbone: forward only (x1), plus the head; unfrozen: about x3
-            factor = 1.0 if args.freeze == "all" else 3.0
-            row["share_of_peak_pct"] = round(100 * lightning * flops * factor / peak, 1)
-        rows.append(row)
+    for freeze in args.freeze:
+        for backbone in args.backbones:
+            rows.append(train_step_row(backbone, freeze, args, precision, dtype))
+            if device == "cuda":  # the last model's memory goes back before the next
+                torch.cuda.empty_cache()
     return rows
+
+
+def train_step_row(backbone: str, freeze: str, args, precision: str, dtype) -> dict[str, Any]:
+    """Train-step images/s of one backbone, plain loop versus Lightning, on one batch."""
+    device = args.device
+    torch.manual_seed(0)
+    model = make_model(backbone, 202, freeze).to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    batch = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
+    labels = torch.randint(0, 202, (args.batch_size,), device=device)
+    flops = forward_flops(model, args.image_size, device)
+    plain_loop(model, 2, batch, labels, dtype)  # warm-up
+    plain = timed(lambda: plain_loop(model, args.steps, batch, labels, dtype))
+    lightning = lightning_loop(model, args.steps, batch, labels, precision, device)
+    row = {
+        "bench": "model",
+        "backbone": backbone,
+        "freeze": freeze,
+        "precision": precision,
+        "batch": args.batch_size,
+        "image_size": args.image_size,
+        "plain_images_per_s": round(plain, 1),
+        "lightning_images_per_s": round(lightning, 1),
+        "lightning_overhead_pct": round(100 * (plain - lightning) / plain, 1),
+        "forward_gflops_per_image": round(flops / 1e9, 2),
+        "projected_13_epochs_48480_images_s": round(
+            ORIGINAL_EPOCHS * ORIGINAL_TRAIN / lightning, 1
+        ),
+    }
+    peak = next((v for k, v in PEAK_BF16.items() if k in machine().get("gpu", "")), None)
+    # a frozen backbone runs forward only (x1); a trained one forward and backward (~x3)
+    factor = {"all": 1.0, "none": 3.0}.get(freeze)
+    if peak and factor and dtype != torch.float32:
+        row["share_of_peak_pct"] = round(100 * lightning * flops * factor / peak, 1)
+    return row
 
 
 # ---- (c) feature cache ---------------------------------------------------------------------
@@ -296,6 +329,76 @@ def bench_features(args: argparse.Namespace) -> list[dict[str, Any]]:
     ]
 
 
+# ---- (d) one real epoch ------------------------------------------------------------------
+def full_synthetic_root() -> Path:
+    """Synthetic images for every row of the index (202 families), written once: with
+    oversampling an epoch has the original's 48,480 training images."""
+    from src.data.synthetic import ensure_synthetic
+    from src.utils import synthetic_dir_name
+
+    cache = Path(os.environ.get("RARE_SPECIES_CACHE", Path.home() / ".cache/rare_species"))
+    sizes = [224, 288]
+    return ensure_synthetic(cache / synthetic_dir_name("full", 0, sizes), "full", sizes=sizes)
+
+
+def bench_epoch(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One epoch of ``python -m src.train`` (oversampled, from the decoded cache) per
+    augmentation device, and the original's 13-epoch schedule projected from it."""
+    root = args.root or full_synthetic_root()
+    rows = []
+    for augment_on in args.augment_on:
+        run = Path(tempfile.mkdtemp(prefix="bench_epoch_"))
+        overrides = [
+            f"model={args.model}",
+            "model.pretrained=false",  # the speed of random weights is the same
+            "data=rarespecies",
+            f"data.root={root}",
+            f"data.image_size={args.image_size}",
+            f"data.batch_size={args.batch_size}",
+            f"data.num_workers={args.workers}",
+            "data.imbalance=oversample",
+            "data.cache=true",
+            f"data.augment_on={augment_on}",
+            f"trainer={'gpu' if args.device == 'cuda' else 'cpu'}",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            "test=false",
+            f"hydra.run.dir={run}",
+            *args.overrides,
+        ]
+        subprocess.run(
+            [sys.executable, "-m", "src.train", *overrides],
+            cwd=Path(__file__).resolve().parents[1],
+            check=True,
+        )
+        timing = json.loads((run / "timing.json").read_text())
+        epoch = timing["epochs"][0]
+        projected = ORIGINAL_EPOCHS * (
+            ORIGINAL_TRAIN / epoch["train_images_per_s"]
+            + epoch["val_s"] * ORIGINAL_VAL / max(1, epoch["val_images"])
+            + epoch["other_s"]
+        )
+        rows.append(
+            {
+                "bench": "epoch",
+                "model": " ".join([args.model, *args.overrides]),
+                "augment_on": augment_on,
+                "workers": args.workers,
+                "batch": args.batch_size,
+                "precision": timing["precision"],
+                "train_images": epoch["train_images"],
+                "train_s": round(epoch["train_s"], 1),
+                "val_s": round(epoch["val_s"], 1),
+                "train_images_per_s": round(epoch["train_images_per_s"], 1),
+                "projected_13_epochs_s": round(projected, 1),
+                "x_original": round(ORIGINAL_S / projected, 1),
+            }
+        )
+        shutil.rmtree(run, ignore_errors=True)
+    return rows
+
+
 def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     lines = [f"Machine: {', '.join(f'{k} {v}' for k, v in info.items())}", ""]
     for bench in dict.fromkeys(r["bench"] for r in rows):
@@ -313,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("what", choices=["data", "model", "features"], nargs="+")
+    parser.add_argument("what", choices=["data", "model", "features", "epoch"], nargs="+")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
     parser.add_argument("--root", type=Path, help="an image root (default: synthetic full-size)")
     parser.add_argument("--images", type=int, default=200)
@@ -326,12 +429,31 @@ def main(argv: list[str] | None = None) -> None:
         default=["convnext_base.fb_in22k_ft_in1k", "tf_efficientnetv2_b0.in1k"],
     )
     parser.add_argument("--backbone", default="resnet50", help="backbone of the features bench")
-    parser.add_argument("--freeze", default="all", choices=["all", "partial", "none"])
+    parser.add_argument(
+        "--freeze",
+        nargs="+",
+        default=["all"],
+        choices=["all", "partial", "none"],
+        help="backbone freezing of the model bench (one row per value)",
+    )
     parser.add_argument("--precision", help="default: bf16-mixed/16-mixed on CUDA, 32-true on CPU")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--model", default="convnext", help="model config of the epoch bench")
+    parser.add_argument("--augment-on", nargs="+", default=["gpu", "cpu"], choices=["gpu", "cpu"])
+    parser.add_argument(
+        "--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2), help="loader workers"
+    )
+    parser.add_argument(
+        "--overrides", nargs="*", default=[], help="more Hydra overrides of the epoch bench"
+    )
     args = parser.parse_args(argv)
-    benches = {"data": bench_data, "model": bench_model, "features": bench_features}
+    benches = {
+        "data": bench_data,
+        "model": bench_model,
+        "features": bench_features,
+        "epoch": bench_epoch,
+    }
     rows = [row for what in args.what for row in benches[what](args)]
     info = machine()
     args.out.mkdir(parents=True, exist_ok=True)

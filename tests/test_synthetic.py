@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,13 +59,17 @@ def test_outliers_are_about_fifteen_percent_and_recorded(tmp_path):
     assert set(truth["kind"]) == {"animal", "text", "blank", "map"}
 
 
-def test_deterministic_given_a_seed(tmp_path):
-    a = write_synthetic(tmp_path / "a", scale="tiny", seed=3, sizes=(32, 40), progress=False)
-    b = write_synthetic(tmp_path / "b", scale="tiny", seed=3, sizes=(32, 40), progress=False)
-    c = write_synthetic(tmp_path / "c", scale="tiny", seed=4, sizes=(32, 40), progress=False)
-    rel = pd.read_csv(a / "metadata.csv")["file_path"].iloc[5]
-    assert (a / rel).read_bytes() == (b / rel).read_bytes()
-    assert (a / rel).read_bytes() != (c / rel).read_bytes()
+def test_deterministic_given_a_seed_whatever_the_workers(tmp_path):
+    def write(name: str, seed: int, workers: int) -> Path:
+        return write_synthetic(
+            tmp_path / name, "tiny", seed, (32, 40), progress=False, workers=workers
+        )
+
+    a, b, c = write("a", 3, 1), write("b", 3, 2), write("c", 4, 1)
+    paths = pd.read_csv(a / "metadata.csv")["file_path"]
+    assert all((a / rel).read_bytes() == (b / rel).read_bytes() for rel in paths)
+    assert pd.read_csv(a / TRUTH_FILE).equals(pd.read_csv(b / TRUTH_FILE))
+    assert (a / paths[5]).read_bytes() != (c / paths[5]).read_bytes()
 
 
 def test_families_look_different():

@@ -58,6 +58,16 @@ def test_train_writes_every_output(tiny_run):
     assert info["packages"]["torch"] and "git_commit" in info and "src.train" in info["command"]
 
 
+def test_every_epoch_is_timed(tiny_run):
+    timing = json.loads((tiny_run / "timing.json").read_text())
+    assert [e["epoch"] for e in timing["epochs"]] == [0, 1]
+    # 3 batches of 16 per epoch (trainer.limit_train_batches=3)
+    assert all(e["train_images"] == 48 for e in timing["epochs"])
+    assert all(e["epoch_s"] >= e["train_s"] > 0 and e["val_s"] > 0 for e in timing["epochs"])
+    header = (tiny_run / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert {"time/epoch_s", "time/train_images_per_s"} <= set(header.split(","))
+
+
 def test_checkpoint_names_its_classes(tiny_run):
     checkpoint = torch.load(tiny_run / "checkpoints" / "best.ckpt", weights_only=True)
     names = checkpoint["hyper_parameters"]["class_names"]

@@ -17,6 +17,8 @@ import json
 import math
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ TINY_SHRINK, TINY_MIN_PER_FAMILY = 5, 12  # tiny keeps 1/5 of each family, at le
 OUTLIER_KINDS = ("text", "blank", "map")
 TRUTH_FILE = "synthetic_truth.csv"
 DONE_FILE = ".synthetic.json"
+PARALLEL_FROM = 500  # fewer images than this are written in-process (no pool start-up)
 
 
 class SyntheticDataError(UserFacingError, FileExistsError):
@@ -183,6 +186,20 @@ def render_row(seed: int, number: int, style, shape_id: int, sizes, outlier_frac
     return render_animal(rng, style, shape_id, size), "animal"
 
 
+def _write_row(job: tuple) -> str:
+    """Render and save one image (a worker's unit of work); returns its kind."""
+    path, *render_args = job
+    image, kind = render_row(*render_args)
+    image.save(path, "JPEG", quality=90)
+    return kind
+
+
+def default_workers(rows: int) -> int:
+    """Processes for writing ``rows`` images: one per usable core, up to 16; one for
+    small sets (a pool's start-up would cost more than it saves)."""
+    return 1 if rows < PARALLEL_FROM else min(16, len(os.sched_getaffinity(0)))
+
+
 def write_synthetic(
     out: str | Path,
     scale: str = "small",
@@ -190,29 +207,33 @@ def write_synthetic(
     sizes: tuple[int, int] | None = None,
     outlier_fraction: float = 0.15,
     progress: bool = True,
+    workers: int | None = None,
 ) -> Path:
-    """Write images, ``metadata.csv`` and ``synthetic_truth.csv`` into ``out``."""
+    """Write images, ``metadata.csv`` and ``synthetic_truth.csv`` into ``out``.
+
+    Every image depends only on (seed, row number), so the files are the same for any
+    number of ``workers`` (default: one per usable core, up to 16).
+    """
     out = Path(out)
     rows = select_rows(scale).reset_index(drop=True)
     sizes = tuple(sizes or DEFAULT_SIZES[scale])
     styles = family_styles(sorted(rows["family"].unique()))
-    kinds = []
-    iterator = tqdm(
-        rows.itertuples(), total=len(rows), desc="synthetic images", disable=not progress
-    )
-    for number, row in enumerate(iterator):
-        image, kind = render_row(
-            seed,
-            number,
-            styles[row.family],
-            PHYLUM_SHAPES.get(row.phylum, 0),
-            sizes,
-            outlier_fraction,
-        )
+    jobs = []
+    for number, row in enumerate(rows.itertuples()):
         path = out / row.file_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        image.save(path, "JPEG", quality=90)
-        kinds.append(kind)
+        shape = PHYLUM_SHAPES.get(row.phylum, 0)
+        jobs.append((path, seed, number, styles[row.family], shape, sizes, outlier_fraction))
+    workers = workers or default_workers(len(jobs))
+    with ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+            kinds_iter = pool.map(_write_row, jobs, chunksize=32)
+        else:
+            kinds_iter = map(_write_row, jobs)
+        kinds = list(
+            tqdm(kinds_iter, total=len(jobs), desc="synthetic images", disable=not progress)
+        )
     rows[list(COLUMNS)].to_csv(out / METADATA_FILE, index=False)
     pd.DataFrame({"file_path": rows["file_path"], "kind": kinds}).to_csv(
         out / TRUTH_FILE, index=False
@@ -282,12 +303,15 @@ def main(argv: list[str] | None = None) -> None:
         help="range of the longer image side in pixels",
     )
     parser.add_argument("--outlier-fraction", type=float, default=0.15)
+    parser.add_argument("--workers", type=int, help="processes (default: one per core, up to 16)")
     args = parser.parse_args(argv)
     if (args.out / METADATA_FILE).exists():
         parser.exit(
             2, f"error: {args.out} already holds a {METADATA_FILE}; choose another --out.\n"
         )
-    write_synthetic(args.out, args.scale, args.seed, args.size, args.outlier_fraction)
+    write_synthetic(
+        args.out, args.scale, args.seed, args.size, args.outlier_fraction, workers=args.workers
+    )
     rows = pd.read_csv(args.out / METADATA_FILE)
     print(f"Wrote {len(rows):,} images of {rows['family'].nunique()} families to {args.out}")
 
