@@ -51,14 +51,15 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null 
 status=0
 export RARE_SPECIES_CACHE="${RARE_SPECIES_CACHE:-/tmp/gpu_check_cache}"
 if [ "$DEVICE" = cuda ]; then
-  MODEL=(--image-size 224 --batch-size 128 --steps 20 --precision bf16-mixed --channels-last)
+  MODEL=(--image-size 224 --batch-size 128 --steps 20 --precision bf16-mixed --channels-last
+    --freeze all none)
   EPOCH=(--image-size 224 --batch-size 128 --model convnext --overrides model.channels_last=true)
   FEATURES=(--images 2048 --batch-size 256 --image-size 224 --backbone convnext_base)
   # the epoch bench's 11,983 synthetic images are written on the CPUs meanwhile
   "$PY" -c "from src.bench import full_synthetic_root as f; print(f())" \
     >"$scratch/synthetic.txt" 2>&1 &
   writer=$!
-  step 210 "GPU-marked tests" "$PY" -m pytest -m gpu -q -p no:cacheprovider \
+  step 180 "GPU-marked tests" "$PY" -m pytest -m gpu -q -p no:cacheprovider \
     --continue-on-collection-errors tests/
   cp "$scratch/step.txt" "$OUT/gpu_tests.txt"
   log "waiting for the synthetic images"
@@ -71,11 +72,11 @@ else
 print(e('$RARE_SPECIES_CACHE/gpu_check_dry_run', 'tiny', sizes=(120, 160)))")")
   FEATURES=(--images 64 --batch-size 16 --image-size 64 --backbone resnet18)
 fi
-step 150 "train-step benchmark" "$PY" -m src.bench model --device "$DEVICE" "${MODEL[@]}" \
+step 120 "train-step benchmark" "$PY" -m src.bench model --device "$DEVICE" "${MODEL[@]}" \
   --out "$OUT/model"
-step 240 "one real epoch (python -m src.train)" "$PY" -m src.bench epoch --device "$DEVICE" \
+step 200 "one real epoch (python -m src.train)" "$PY" -m src.bench epoch --device "$DEVICE" \
   "${EPOCH[@]}" --out "$OUT/epoch"
-step 90 "feature-cache benchmark" "$PY" -m src.bench features --device "$DEVICE" \
+step 60 "feature-cache benchmark" "$PY" -m src.bench features --device "$DEVICE" \
   "${FEATURES[@]}" --out "$OUT/features"
 rm -rf "$scratch"
 log "done (status $status); results in $OUT"
