@@ -1,5 +1,7 @@
 """Precision and speed switches; the CUDA parts run only where a GPU is (pytest -m gpu)."""
 
+import math
+
 import pytest
 import torch
 
@@ -56,6 +58,14 @@ def test_mixed_precision_channels_last_compile_on_cuda():
     x = torch.randn(16, 3, 64, 64)
     y = torch.randint(0, 4, (16,))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+
+    class Spy(pl.Callback):  # Lightning moves the model back to the CPU after fit
+        seen: list[tuple[str, float]] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, *args):
+            device = next(pl_module.net.parameters()).device.type
+            self.seen.append((device, float(outputs["loss"])))
+
     trainer = pl.Trainer(
         accelerator="gpu",
         devices=1,
@@ -63,7 +73,10 @@ def test_mixed_precision_channels_last_compile_on_cuda():
         max_epochs=1,
         logger=False,
         enable_checkpointing=False,
+        callbacks=[Spy()],
     )
     trainer.fit(model, train_dataloaders=loader)
     assert auto_precision() in ("bf16-mixed", "16-mixed")
-    assert next(model.net.parameters()).is_cuda
+    assert len(Spy.seen) == 2
+    assert all(device == "cuda" and math.isfinite(loss) for device, loss in Spy.seen)
+    assert model._compiled  # the compiled network did the training steps

@@ -44,7 +44,8 @@ def test_stale_cache_is_rebuilt(tiny_root, tmp_path):
     assert other_size.folder != first.folder and other_size[rel].shape == (24, 24, 3)
 
 
-def test_frozen_backbone_stays_in_eval_mode_through_lightning_fit(tiny_root, tmp_path):
+@pytest.mark.parametrize("freeze", ["all", "partial"])
+def test_frozen_layers_stay_in_eval_mode_through_lightning_fit(tiny_root, tmp_path, freeze):
     import pytorch_lightning as pl
 
     from src.models.classifier import SpeciesClassifier
@@ -55,15 +56,21 @@ def test_frozen_backbone_stays_in_eval_mode_through_lightning_fit(tiny_root, tmp
         dm.class_names,
         backbone="resnet18",
         pretrained=False,
-        freeze="all",
+        freeze=freeze,
+        unfreeze_last=2,
     )
     before = {k: v.clone() for k, v in model.net.backbone.state_dict().items()}
+    frozen = [
+        m
+        for m in model.net.backbone.modules()
+        if freeze == "all" or isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    ]
 
     class Spy(pl.Callback):
         modes: list[bool] = []
 
         def on_train_batch_end(self, trainer, pl_module, *args):
-            self.modes.append(any(m.training for m in pl_module.net.backbone.modules()))
+            self.modes.append(any(m.training for m in frozen))
 
     trainer = pl.Trainer(
         max_epochs=2,
@@ -77,7 +84,8 @@ def test_frozen_backbone_stays_in_eval_mode_through_lightning_fit(tiny_root, tmp
     trainer.fit(model, datamodule=dm)
     assert Spy.modes and not any(Spy.modes)
     after = model.net.backbone.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics untouched
+    running = [k for k in before if "running_" in k or "num_batches" in k]
+    assert running and all(torch.equal(before[k], after[k]) for k in running)  # BN stats kept
 
 
 def train_in_process(tmp_path: Path, name: str, *overrides: str) -> tuple[dict, str]:
@@ -162,3 +170,28 @@ def test_augmentation_on_the_device_matches_the_loader_path(tiny_root, tmp_path)
     )
     plain = train.pipeline.normalize(augmented[1])
     assert torch.allclose(out[1], plain) and not torch.allclose(out[0], plain)
+
+
+def test_batched_randaugment_gives_each_image_its_own_draws():
+    from torchvision.transforms import v2
+
+    from src.data.transforms import apply_randaugment, draw_randaugment
+
+    randaugment = v2.RandAugment(num_ops=2, magnitude=9)
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8)
+    draws = draw_randaugment(randaugment, len(images))
+    batched = apply_randaugment(randaugment, images, draws)
+    one_by_one = torch.cat(
+        [
+            apply_randaugment(
+                randaugment, images[i : i + 1], [(o[i : i + 1], n[i : i + 1]) for o, n in draws]
+            )
+            for i in range(len(images))
+        ]
+    )
+    assert torch.equal(batched, one_by_one)  # grouping changes nothing
+    assert len(torch.unique(draws[0][0])) > 3  # images drew different ops
+    same = images[:1].expand(24, -1, -1, -1)
+    outputs = apply_randaugment(randaugment, same, draw_randaugment(randaugment, 24))
+    assert len({o.numpy().tobytes() for o in outputs}) > 3

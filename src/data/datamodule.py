@@ -271,6 +271,14 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         counts = ", ".join(f"{n} {len(self.datasets[n]):,}" for n in SPLITS)
         log.info("%s: %d classes (%s); %s", self.root, self.num_classes, self.target, counts)
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """With data.augment_on=gpu the augmentation flags stay on the CPU (no GPU sync)."""
+        if len(batch) != 3:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        images, labels, augment = batch
+        moved = super().transfer_batch_to_device([images, labels], device, dataloader_idx)
+        return [*moved, augment]
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """With data.augment_on=gpu: RandAugment and normalise the batch where it now is."""
         if len(batch) != 3:

@@ -95,12 +95,17 @@ class ImagePipeline:
     def finish_batch(self, images: torch.Tensor, augment: torch.Tensor) -> torch.Tensor:
         """RandAugment the flagged images of a uint8 batch and normalise it, on its device.
 
-        ``data.augment_on=gpu`` runs this after the batch reached the GPU, so two CPU cores
-        only decode (or read the cache) and the GPU does the pixel work.
+        ``data.augment_on=gpu`` runs this after the batch reached the GPU, so the CPU cores
+        only read the cache (or decode) and the GPU does the pixel work. ``augment`` is a
+        CPU tensor of flags: the random draws are made on the CPU, which never waits for
+        the GPU.
         """
-        images = images.clone()
-        for i in torch.nonzero(augment).flatten().tolist():  # each image its own ops
-            images[i] = self._randaugment(images[i])
+        flagged = torch.nonzero(augment.cpu()).flatten()
+        if len(flagged):
+            images = images.clone()
+            rows = to_device(flagged, images.device)
+            draws = draw_randaugment(self._randaugment, len(flagged))
+            images[rows] = apply_randaugment(self._randaugment, images[rows], draws)
         return self.normalize(images)
 
     def __call__(self, array: np.ndarray, augment: bool = False) -> torch.Tensor:
@@ -108,3 +113,52 @@ class ImagePipeline:
         if augment:
             image = self._randaugment(image)
         return self.normalize(image)
+
+
+# ---- RandAugment on whole batches ----------------------------------------------------------
+# torchvision's RandAugment draws one set of ops per call; called per image on a GPU it
+# launches a few kernels per image. Here every image still draws its own ops and signs, as
+# v2.RandAugment would, but images that drew the same (op, sign) are transformed in one call:
+# at most 2 x 14 calls per round for any batch size. Magnitudes are fixed per op, so a group
+# shares everything but its pixels.
+RandAugmentDraws = list[tuple[torch.Tensor, torch.Tensor]]  # per round: op index, negate
+
+
+def draw_randaugment(randaugment: v2.RandAugment, n: int) -> RandAugmentDraws:
+    """Independent op and sign draws for ``n`` images (CPU tensors, the global torch RNG)."""
+    ops = len(randaugment._AUGMENTATION_SPACE)
+    return [(torch.randint(ops, (n,)), torch.rand(n) <= 0.5) for _ in range(randaugment.num_ops)]
+
+
+def apply_randaugment(
+    randaugment: v2.RandAugment, images: torch.Tensor, draws: RandAugmentDraws
+) -> torch.Tensor:
+    """``images`` (uint8 ``(N, C, H, W)``, any device) transformed by their ``draws``."""
+    space = randaugment._AUGMENTATION_SPACE
+    names = list(space)
+    height, width = images.shape[-2:]
+    images = images.clone()
+    for ops, negate in draws:
+        for op in ops.unique().tolist():
+            magnitudes_fn, signed = space[names[op]]
+            magnitudes = magnitudes_fn(randaugment.num_magnitude_bins, height, width)
+            magnitude = 0.0 if magnitudes is None else float(magnitudes[randaugment.magnitude])
+            for sign in (-1.0, 1.0) if signed else (1.0,):
+                chosen = (ops == op) & (negate == (sign < 0)) if signed else ops == op
+                rows = to_device(torch.nonzero(chosen).flatten(), images.device)
+                if len(rows):
+                    images[rows] = randaugment._apply_image_or_video_transform(
+                        images[rows],
+                        names[op],
+                        sign * magnitude,
+                        interpolation=randaugment.interpolation,
+                        fill=randaugment._fill,
+                    )
+    return images
+
+
+def to_device(index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU index tensor on ``device`` without waiting for the GPU (pinned, non-blocking)."""
+    if index.device == device or device.type != "cuda":
+        return index.to(device)
+    return index.pin_memory().to(device, non_blocking=True)

@@ -104,9 +104,18 @@ class SpeciesClassifier(pl.LightningModule):
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(logits.float(), y)
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        # Lightning restores per-module train/eval flags after validation without calling
-        # .train(); frozen backbone layers must stay in inference mode all the same
+    # Frozen backbone layers must stay in inference mode whenever training runs. Lightning
+    # puts the model in train mode at the start of fit and, after validation, restores the
+    # per-module flags without calling .train(); so the flags are set again at these two
+    # points (not every batch: walking ~400 modules per step costs milliseconds on a GPU).
+    def on_train_epoch_start(self) -> None:
+        self._keep_frozen_in_eval()
+
+    def on_validation_model_train(self) -> None:
+        super().on_validation_model_train()
+        self._keep_frozen_in_eval()
+
+    def _keep_frozen_in_eval(self) -> None:
         if hasattr(self.net, "keep_frozen_in_eval"):
             self.net.keep_frozen_in_eval()
 
@@ -117,8 +126,15 @@ class SpeciesClassifier(pl.LightningModule):
         if hasattr(self.net, "regularization"):
             loss = loss + self.net.regularization()
         acc = (logits.argmax(1) == y).float().mean()
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.log("train/acc", acc, on_step=False, on_epoch=True, sync_dist=True)
+        # Nothing here may wait for the GPU: Lightning turns step-level progress-bar values
+        # into Python numbers after every batch, and sync_dist on a step value all-reduces
+        # every batch. So the step loss goes to the loggers only (read every
+        # log_every_n_steps) and the epoch means are synchronised once, at the epoch's end.
+        n = len(y)
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=n)
+        epoch = {"on_step": False, "on_epoch": True, "sync_dist": True, "batch_size": n}
+        self.log("train/loss_epoch", loss, prog_bar=True, **epoch)
+        self.log("train/acc", acc, **epoch)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
