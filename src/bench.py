@@ -74,17 +74,20 @@ class NaiveImages(Dataset):
             return torch.from_numpy(np.asarray(image)).permute(2, 0, 1)
 
 
-def bench_data(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from src.data.datamodule import RareSpeciesDataModule
+def cached_synthetic(scale: str, sizes: list[int]) -> Path:
+    """A synthetic data set in the cache folder (``RARE_SPECIES_CACHE``), written once."""
     from src.data.synthetic import ensure_synthetic
     from src.utils import synthetic_dir_name
 
-    root = args.root
-    if root is None:  # full-size JPEGs, as the real data has
-        cache = Path(os.environ.get("RARE_SPECIES_CACHE", Path.home() / ".cache/rare_species"))
-        root = ensure_synthetic(
-            cache / synthetic_dir_name("tiny", 0, [800, 1600]), "tiny", sizes=(800, 1600)
-        )
+    cache = Path(os.environ.get("RARE_SPECIES_CACHE", Path.home() / ".cache/rare_species"))
+    return ensure_synthetic(cache / synthetic_dir_name(scale, 0, sizes), scale, sizes=sizes)
+
+
+def bench_data(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from src.data.datamodule import RareSpeciesDataModule
+
+    # full-size JPEGs, as the real data has
+    root = args.root or cached_synthetic("tiny", [800, 1600])
     rows = []
     for workers in (1, 2):
         common = {
@@ -336,12 +339,7 @@ def bench_features(args: argparse.Namespace) -> list[dict[str, Any]]:
 def full_synthetic_root() -> Path:
     """Synthetic images for every row of the index (202 families), written once: with
     oversampling an epoch has the original's 48,480 training images."""
-    from src.data.synthetic import ensure_synthetic
-    from src.utils import synthetic_dir_name
-
-    cache = Path(os.environ.get("RARE_SPECIES_CACHE", Path.home() / ".cache/rare_species"))
-    sizes = [224, 288]
-    return ensure_synthetic(cache / synthetic_dir_name("full", 0, sizes), "full", sizes=sizes)
+    return cached_synthetic("full", [224, 288])
 
 
 def bench_epoch(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -57,3 +57,12 @@ def run_offline(code: str) -> subprocess.CompletedProcess:
         timeout=300,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
+
+
+def resnet18_classifier(class_names: list[str], **kwargs):
+    """A randomly initialised resnet18 SpeciesClassifier (no download): the tests' timm net."""
+    from src.models.classifier import SpeciesClassifier
+
+    return SpeciesClassifier(
+        "src.models.timm_net.TimmNet", class_names, backbone="resnet18", pretrained=False, **kwargs
+    )

@@ -7,14 +7,13 @@ import torch
 
 from src.models.classifier import SpeciesClassifier
 from src.utils import auto_precision
+from tests.helpers import resnet18_classifier
 
 NAMES = [f"c{i}" for i in range(4)]
 
 
 def classifier(**kwargs) -> SpeciesClassifier:
-    return SpeciesClassifier(
-        "src.models.timm_net.TimmNet", NAMES, backbone="resnet18", pretrained=False, **kwargs
-    )
+    return resnet18_classifier(NAMES, **kwargs)
 
 
 def test_auto_precision(monkeypatch):

@@ -9,7 +9,7 @@ import torch
 
 from src.data.cache import FINGERPRINT_FILE
 from src.data.datamodule import RareSpeciesDataModule
-from tests.helpers import TINY_DATA, compose_config
+from tests.helpers import TINY_DATA, compose_config, resnet18_classifier
 
 
 def datamodule(root, tmp_path, **kwargs) -> RareSpeciesDataModule:
@@ -48,17 +48,8 @@ def test_stale_cache_is_rebuilt(tiny_root, tmp_path):
 def test_frozen_layers_stay_in_eval_mode_through_lightning_fit(tiny_root, tmp_path, freeze):
     import pytorch_lightning as pl
 
-    from src.models.classifier import SpeciesClassifier
-
     dm = datamodule(tiny_root, tmp_path, batch_size=16)
-    model = SpeciesClassifier(
-        "src.models.timm_net.TimmNet",
-        dm.class_names,
-        backbone="resnet18",
-        pretrained=False,
-        freeze=freeze,
-        unfreeze_last=2,
-    )
+    model = resnet18_classifier(dm.class_names, freeze=freeze, unfreeze_last=2)
     before = {k: v.clone() for k, v in model.net.backbone.state_dict().items()}
     frozen = [
         m
@@ -126,24 +117,11 @@ def test_feature_cache_is_refused_with_augmentation(tiny_root, tmp_path):
     from src.data.features import feature_cache_blocker, with_feature_cache
     from src.models.classifier import SpeciesClassifier
 
-    frozen = SpeciesClassifier(
-        "src.models.timm_net.TimmNet",
-        ["a", "b"],
-        backbone="resnet18",
-        pretrained=False,
-        freeze="all",
-    )
+    frozen = resnet18_classifier(["a", "b"], freeze="all")
     oversampled = datamodule(tiny_root, tmp_path, imbalance="oversample")
     assert "augmented" in feature_cache_blocker(frozen, oversampled)
     assert with_feature_cache(frozen, oversampled) is oversampled
-    partial = SpeciesClassifier(
-        "src.models.timm_net.TimmNet",
-        ["a", "b"],
-        backbone="resnet18",
-        pretrained=False,
-        freeze="partial",
-        unfreeze_last=2,
-    )
+    partial = resnet18_classifier(["a", "b"], freeze="partial", unfreeze_last=2)
     assert "not fully frozen" in feature_cache_blocker(partial, datamodule(tiny_root, tmp_path))
     baseline = SpeciesClassifier("src.models.baseline.BaselineCNN", ["a", "b"])
     assert "no separate backbone" in feature_cache_blocker(
