@@ -27,3 +27,12 @@ def tiny_source(tmp_path_factory) -> Path:
 def tiny_root(tiny_source, tmp_path) -> Path:
     """A private copy of the tiny data set that a test may damage."""
     return Path(shutil.copytree(tiny_source, tmp_path / "root"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on a Unix socket for this test session."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url

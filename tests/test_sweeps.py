@@ -1,8 +1,11 @@
 """Grids with -m, the summary table, and the Optuna Hyperband sweeper (pruning, resume,
 several workers on one storage, the best-params experiment)."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -32,14 +35,54 @@ SEARCH = [
     "+hparams_search.params.model.optimizer.lr={type:categorical,choices:[100.0,0.003]}",
     "~hparams_search.params.model.dropout",
 ]
+# a finite space of 6 points: no two trials may share one
+GRID = [
+    *SEARCH[:4],
+    "~hparams_search.params.model.optimizer.lr",
+    "+hparams_search.params.model.optimizer.lr={type:categorical,choices:[100.0,0.003,0.01]}",
+    "~hparams_search.params.model.dropout",
+    "+hparams_search.params.model.dropout={type:categorical,choices:[0.3,0.5]}",
+    "hparams_search.pruner.max_resource=1",
+]
 
 
 def run(tmp_path: Path, *args: str):
     return run_module(tmp_path, "src.train", "-m", *TINY, *args, timeout=900)
 
 
-def study(sweep: Path) -> optuna.Study:
-    return optuna.load_study(study_name="baseline_hyperband", storage=f"sqlite:///{sweep}/study.db")
+def study(sweep: Path, storage: str | None = None) -> optuna.Study:
+    storage = storage or f"sqlite:///{sweep}/study.db"
+    return optuna.load_study(study_name="baseline_hyperband", storage=storage)
+
+
+def points(trials) -> list[tuple]:
+    return [tuple(sorted(t.params.items())) for t in trials]
+
+
+def worker_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "src.train", "-m", *TINY, *args]
+
+
+def start_workers(tmp_path: Path, count: int, *args: str) -> list[subprocess.Popen]:
+    # write the synthetic data once, so the workers do not race for it
+    first = run(tmp_path, *args, "hparams_search.n_trials=0")
+    assert first.returncode == 0, first.stderr[-3000:]
+    return [
+        subprocess.Popen(
+            worker_command(*args),
+            cwd=ROOT,
+            env=cache_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+
+
+def finish(workers: list[subprocess.Popen]) -> None:
+    errors = [w.communicate(timeout=900)[1] for w in workers]
+    assert all(w.returncode == 0 for w in workers), [e[-2000:] for e in errors]
 
 
 def test_grid_summary_lists_every_run_and_the_errors(tmp_path):
@@ -113,49 +156,58 @@ def test_best_params_and_experiment_retrain_the_winner(hyperband, tmp_path):
     assert (tmp_path / "best" / "test_metrics.json").is_file()
 
 
-def test_rerun_resumes_the_study(tmp_path):
+def test_rerun_resumes_the_study_without_repeating_a_point(tmp_path):
     sweep = tmp_path / "study"
     for n in (2, 4):
-        result = run(
-            tmp_path,
-            *SEARCH,
-            f"hparams_search.n_trials={n}",
-            "hparams_search.pruner.max_resource=1",
-            f"hydra.sweep.dir={sweep}",
-        )
+        result = run(tmp_path, *GRID, f"hparams_search.n_trials={n}", f"hydra.sweep.dir={sweep}")
         assert result.returncode == 0, result.stderr[-3000:]
-        numbers = [t.number for t in study(sweep).trials]
-        assert numbers == list(range(n))
+        trials = study(sweep).trials
+        assert [t.number for t in trials] == list(range(n))
+        assert len(set(points(trials))) == n, points(trials)
     assert sorted(p.name for p in sweep.glob("trial_*")) == [f"trial_{i}" for i in range(4)]
 
 
-def test_two_workers_share_one_study(tmp_path):
+def test_two_workers_share_one_study_without_repeats(tmp_path):
     sweep = tmp_path / "study"
-    env = cache_env(tmp_path)
-    args = [
-        sys.executable,
-        "-m",
-        "src.train",
-        "-m",
-        *TINY,
-        *SEARCH,
-        "hparams_search.n_trials=5",
-        "hparams_search.pruner.max_resource=1",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    # write the synthetic data once, so the two workers do not race for it
-    first = run(tmp_path, *SEARCH, "hparams_search.n_trials=0", f"hydra.sweep.dir={sweep}")
-    workers = [
-        subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
-    errors = [w.communicate(timeout=900)[1] for w in workers]
-    assert first.returncode == 0 and all(w.returncode == 0 for w in workers), errors
+    finish(
+        start_workers(tmp_path, 2, *GRID, "hparams_search.n_trials=5", f"hydra.sweep.dir={sweep}")
+    )
     trials = study(sweep).trials
     assert [t.number for t in trials] == list(range(5))
     assert all(t.state.is_finished() for t in trials)
+    assert len(set(points(trials))) == 5, points(trials)
+
+
+def test_study_killed_mid_trial_retries_it_and_ends_with_n_trials(tmp_path):
+    sweep = tmp_path / "study"
+    args = [*GRID, "hparams_search.n_trials=3", f"hydra.sweep.dir={sweep}"]
+    (worker,) = start_workers(tmp_path, 1, *args)
+    deadline = time.time() + 600
+    while not (sweep / "trial_1").is_dir() and time.time() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+    os.kill(worker.pid, signal.SIGKILL)  # mid-trial 1: it stays RUNNING in the storage
+    worker.communicate()
+    assert [t.state.name for t in study(sweep).trials] == ["COMPLETE", "RUNNING"]
+    result = run(tmp_path, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(sweep).trials
+    assert not [t for t in trials if not t.state.is_finished()]
+    killed, retry = trials[1], trials[2]
+    assert killed.state.name == "FAIL" and retry.params == killed.params
+    assert retry.system_attrs["failed_trial"] == 1
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 3 and len(set(points(finished))) == 3
+
+
+def test_three_workers_on_postgres_run_exactly_n_trials(tmp_path, postgres_url):
+    storage = f"hparams_search.storage='{postgres_url}'"
+    args = [*GRID, "hparams_search.n_trials=6", storage, f"hydra.sweep.dir={tmp_path / 'study'}"]
+    finish(start_workers(tmp_path, 3, *args))
+    trials = study(tmp_path, postgres_url).trials
+    assert [t.number for t in trials] == list(range(6))
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    assert len(set(points(trials))) == 6  # the whole grid, each point once
+    assert len({t.system_attrs["worker"] for t in trials}) >= 2  # really shared
 
 
 def test_search_space_syntax():

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 
 def load_trial(storage: str, study_name: str, number: int) -> optuna.trial.Trial:
     """The running trial ``number`` of a stored study, as the launching sweeper created it."""
-    from src.sweeps.study import make_storage
+    from src.sweeps.storage import make_storage
 
     study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
     for frozen in study.get_trials(deepcopy=False):

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
-from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from src.atomic import write_text
 from src.errors import ConfigError, check_choice
+from src.sweeps import storage as stores
+from src.sweeps.distinct import DistinctSampler, worker_seed
 from src.sweeps.space import as_override, search_space
 from src.sweeps.summary import summarize
 
 log = logging.getLogger(__name__)
 SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 BEST_PARAMS_FILE = "best_params.yaml"
 CONFIG_GROUPS = (
     "model",
@@ -32,23 +33,6 @@ CONFIG_GROUPS = (
     "logger",
 )
 Launch = Callable[[Sequence[str], int], tuple[bool, Any]]
-
-
-def local_file(storage: str) -> Path | None:
-    """The file behind a SQLite or journal storage URL (None for server databases)."""
-    for prefix in ("sqlite:///", "journal:///"):
-        if storage.startswith(prefix):
-            return Path(storage[len(prefix) :])
-    return None
-
-
-def make_storage(storage: str) -> str | optuna.storages.BaseStorage:
-    """SQLite/PostgreSQL URLs as they are; ``journal:///path.log`` as a journal file."""
-    if storage.startswith("journal:///"):
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(str(local_file(storage))))
-    return storage
 
 
 def build_sampler(spec: dict[str, Any]) -> optuna.samplers.BaseSampler:
@@ -68,7 +52,14 @@ def build_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
 
 
 class StudyRunner:
-    """Ask, launch, tell until the study holds ``n_trials`` trials (resuming if it exists)."""
+    """Ask, launch, tell until the study holds ``n_trials`` trials (resuming if it exists).
+
+    Any number of processes may run this on one study: they take turns to ask
+    (:func:`~src.sweeps.storage.asking_lock`), each ask uses a fresh sampler seed, taken
+    points of a finite space are not proposed again, and a trial whose worker died is
+    failed and run once more with the same parameters. A worker leaves only when every
+    trial is finished, so a study never ends with a trial stuck in RUNNING.
+    """
 
     def __init__(
         self, settings: dict[str, Any], sweep_dir: Path, monitor: str = "val/f1_macro"
@@ -76,36 +67,53 @@ class StudyRunner:
         self.sweep_dir = sweep_dir
         self.monitor = monitor
         self.study_name = settings["study_name"]
-        self.storage_url = settings.get("storage") or f"sqlite:///{sweep_dir.resolve()}/study.db"
+        self.storage_url = stores.check_url(
+            settings.get("storage") or f"sqlite:///{sweep_dir.resolve()}/study.db"
+        )
         self.n_trials = int(settings["n_trials"])
         self.direction = settings.get("direction", "maximize")
-        self.sampler = build_sampler(settings.get("sampler") or {})
+        self.sampler_spec = dict(settings.get("sampler") or {})
+        build_sampler(self.sampler_spec)  # fail early on a bad name or argument
         self.pruner = build_pruner(settings.get("pruner") or {})
         self.space = search_space(settings.get("params") or {})
+        workers = settings.get("workers") or {}
+        self.heartbeat_interval = int(workers.get("heartbeat_interval", 60))
+        self.grace_period = int(workers.get("grace_period", 3 * self.heartbeat_interval))
+        self.poll_s = float(workers.get("poll_interval", 5))
+        if self.heartbeat_interval < 1 or self.grace_period <= self.heartbeat_interval:
+            raise ConfigError(
+                "hparams_search.workers: heartbeat_interval must be >= 1 s and grace_period "
+                f"longer than it (got {self.heartbeat_interval} and {self.grace_period})."
+            )
 
     def open_study(self) -> optuna.Study:
-        path = local_file(self.storage_url)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.create_study(
             study_name=self.study_name,
-            storage=make_storage(self.storage_url),
-            sampler=self.sampler,
+            storage=stores.make_storage(
+                self.storage_url, self.heartbeat_interval, self.grace_period
+            ),
             pruner=self.pruner,
             direction=self.direction,
             load_if_exists=True,
         )
 
-    def _lock(self):
-        """Workers on one machine take turns to count and ask, so no worker overshoots."""
-        path = local_file(self.storage_url)
-        return FileLock(str(path) + ".lock") if path is not None else nullcontext()
+    def _sampler(self, trials_so_far: int) -> DistinctSampler:
+        seed = worker_seed(self.sampler_spec.get("seed"), trials_so_far)
+        inner = build_sampler({**self.sampler_spec, "seed": seed})
+        return DistinctSampler(inner, self.space, seed=seed)
 
-    def _next_trial(self, study: optuna.Study) -> optuna.trial.Trial | None:
-        with self._lock():
-            if len(study.get_trials(deepcopy=False, states=COUNTED)) >= self.n_trials:
-                return None
-            return study.ask(self.space)
+    def _next_trial(self, study: optuna.Study) -> optuna.trial.Trial | None | bool:
+        """A claimed trial; None when the study is done; False to wait for others' trials."""
+        with stores.asking_lock(self.storage_url, self.study_name):
+            stores.reap_dead_trials(study, self.grace_period)
+            trials = study.get_trials(deepcopy=False)
+            waiting = any(t.state == TrialState.WAITING for t in trials)
+            if waiting or stores.counted(trials) < self.n_trials:
+                study.sampler = self._sampler(len(trials))
+                trial = study.ask(self.space)
+                stores.claim(study, trial)
+                return trial
+            return False if any(t.state == TrialState.RUNNING for t in trials) else None
 
     def overrides(self, arguments: Sequence[str], trial: optuna.trial.Trial) -> list[str]:
         sampled = [as_override(key, value) for key, value in trial.params.items()]
@@ -120,7 +128,19 @@ class StudyRunner:
     def run(self, arguments: Sequence[str], launch: Launch) -> optuna.Study:
         study = self.open_study()
         while (trial := self._next_trial(study)) is not None:
-            completed, value = launch(self.overrides(arguments, trial), trial.number)
+            if trial is False:  # another worker's trial is running; it may still die
+                time.sleep(self.poll_s)
+                continue
+            with stores.heartbeat(study, trial, self.heartbeat_interval):
+                completed, value = launch(self.overrides(arguments, trial), trial.number)
+            self._tell(study, trial, completed, value)
+        summarize(self.sweep_dir, self.monitor)
+        write_best(study, self.sweep_dir)
+        return study
+
+    @staticmethod
+    def _tell(study: optuna.Study, trial: optuna.trial.Trial, completed: bool, value) -> None:
+        try:
             if completed and value is not None:
                 study.tell(trial, float(value))
             elif type(value).__name__ == "TrialPruned":
@@ -129,9 +149,9 @@ class StudyRunner:
             else:
                 study.tell(trial, state=TrialState.FAIL)
                 log.error("Trial %d failed: %r", trial.number, value)
-        summarize(self.sweep_dir, self.monitor)
-        write_best(study, self.sweep_dir)
-        return study
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as err:
+            # another worker judged this trial dead (a missed heartbeat) and queued it again
+            log.warning("Trial %d was already closed by another worker: %s", trial.number, err)
 
 
 def nested(dotted: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +172,8 @@ def write_best(study: optuna.Study, sweep_dir: Path) -> Path | None:
         log.warning("No completed trial in study %s yet: no best parameters.", study.study_name)
         return None
     best = study.best_trial
-    (sweep_dir / BEST_PARAMS_FILE).write_text(
+    write_text(
+        sweep_dir / BEST_PARAMS_FILE,
         yaml.safe_dump(
             {
                 "study": study.study_name,
@@ -161,7 +182,7 @@ def write_best(study: optuna.Study, sweep_dir: Path) -> Path | None:
                 "params": best.params,
             },
             sort_keys=False,
-        )
+        ),
     )
     trial_dir = sweep_dir / f"trial_{best.number}" / ".hydra"
     if not (trial_dir / "config.yaml").is_file():
@@ -169,7 +190,7 @@ def write_best(study: optuna.Study, sweep_dir: Path) -> Path | None:
     name = f"{study.study_name}_best"
     path = sweep_dir / "experiment" / f"{name}.yaml"
     path.parent.mkdir(exist_ok=True)
-    path.write_text(experiment_yaml(trial_dir, study.study_name, best))
+    write_text(path, experiment_yaml(trial_dir, study.study_name, best))
     log.info(
         "Best trial %d (%.4f); retrain it with: python -m src.train --config-dir %s experiment=%s",
         best.number,
