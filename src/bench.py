@@ -29,6 +29,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from src.atomic import OutputError, write_text
+
 # the original's oversampled ConvNeXt-Base run: 13 epochs of 48,480 training images
 # (202 families x 240) and 1,198 validation images, 11,431 s on a laptop RTX 3060
 ORIGINAL_EPOCHS, ORIGINAL_TRAIN, ORIGINAL_VAL, ORIGINAL_S = 13, 48_480, 1_198, 11_431
@@ -460,9 +462,12 @@ def main(argv: list[str] | None = None) -> None:
     }
     rows = [row for what in args.what for row in benches[what](args)]
     info = machine()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps({"machine": info, "results": rows}, indent=2))
-    (args.out / "bench.md").write_text(to_markdown(rows, info))
+    payload = json.dumps({"machine": info, "results": rows}, indent=2)
+    try:
+        write_text(args.out / "bench.json", payload)
+        write_text(args.out / "bench.md", to_markdown(rows, info))
+    except OutputError as err:
+        parser.exit(1, f"error: {err}\n")
     print(to_markdown(rows, info))
 
 

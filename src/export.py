@@ -17,6 +17,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from src.atomic import write_text, write_with
 from src.errors import UserFacingError, check_choice
 from src.models.classifier import SpeciesClassifier, load_classifier
 from src.utils import register_resolvers, run_cli
@@ -43,24 +44,25 @@ def export(model: SpeciesClassifier, image_size: int, path: Path, fmt: str) -> P
     check_choice("format", fmt, FORMATS)
     model = model.cpu().eval()
     example = torch.zeros(1, 3, image_size, image_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":
-        torch.jit.trace(model.net, example).save(str(path))
-        return path
+        traced = torch.jit.trace(model.net, example)
+        return write_with(path, lambda temporary: traced.save(str(temporary)))
     try:
         import onnx  # noqa: F401  (the exporter needs it)
     except ImportError as err:
         raise UserFacingError("ONNX export needs: pip install -e '.[export]'") from err
-    torch.onnx.export(
-        model.net,
-        (example,),
-        str(path),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_shapes={"x": {0: torch.export.Dim("n")}},
-        external_data=False,
+    return write_with(
+        path,
+        lambda temporary: torch.onnx.export(
+            model.net,
+            (example,),
+            str(temporary),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_shapes={"x": {0: torch.export.Dim("n")}},
+            external_data=False,
+        ),
     )
-    return path
 
 
 def run_export(cfg: DictConfig) -> Path:
@@ -70,7 +72,7 @@ def run_export(cfg: DictConfig) -> Path:
     path = Path(cfg.output or Path(cfg.paths.output_dir) / f"model{suffix}")
     export(model, int(state.get("image_size", 224)), path, cfg.format)
     side = path.with_suffix(".preprocessing.json")
-    side.write_text(json.dumps(contract(model, state), indent=2) + "\n")
+    write_text(side, json.dumps(contract(model, state), indent=2) + "\n")
     print(f"Wrote {path} and {side}")
     return path
 

@@ -15,6 +15,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from src.atomic import write_csv
 from src.data.schema import COLUMNS
 from src.utils import register_resolvers, run_cli
 from src.zeroshot import (
@@ -71,9 +72,9 @@ def run_filter(cfg: DictConfig) -> pd.DataFrame:
     out_dir = Path(cfg.filter.out_dir or root)
     out_dir.mkdir(parents=True, exist_ok=True)
     decided = decide(clip_scores(cfg, root, index, out_dir), cfg.filter.threshold)
-    decided.to_csv(out_dir / SCORES_FILE, index=False)
+    write_csv(decided, out_dir / SCORES_FILE)
     kept = index[decided["keep"].to_numpy()]
-    kept[list(COLUMNS)].to_csv(out_dir / FILTERED_INDEX, index=False)
+    write_csv(kept[list(COLUMNS)], out_dir / FILTERED_INDEX)
     removed = decided[~decided["keep"]].sort_values("p_animal")
     margin = (decided["p_animal"] - cfg.filter.threshold).abs()
     # margin is assigned before filtering: assigning a Series to an empty frame adds rows

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from src.atomic import write_csv
 from src.data.images import DEFAULT_MAX_PIXELS, BadImageError, load_rgb
 from src.data.schema import phylum_of, read_reference_index
 from src.data.transforms import ImagePipeline
@@ -130,8 +131,7 @@ def run_predict(cfg: DictConfig) -> pd.DataFrame:
         cfg.uncertain_below,
     )
     output = Path(cfg.output or Path(cfg.paths.output_dir) / "predictions.csv")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output, index=False)
+    write_csv(table, output)
     shown = [c for c in ("path", "status", "top1", "p1", "phylum", "uncertain") if c in table]
     print(table[shown].head(cfg.show).fillna("").to_string(index=False))
     failed = int((table["status"] != "ok").sum())

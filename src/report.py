@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from src.errors import UserFacingError
 from src.sweeps.summary import SUMMARY_CSV, SUMMARY_MD, summarize
 
 
@@ -18,7 +19,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.exit(1, f"error: {args.sweep_dir} is not a folder.\n")
-    frame = summarize(args.sweep_dir, args.monitor)
+    try:
+        frame = summarize(args.sweep_dir, args.monitor)
+    except UserFacingError as err:  # e.g. a read-only or full sweep folder
+        parser.exit(1, f"error: {err}\n")
     print((args.sweep_dir / SUMMARY_MD).read_text(), end="")
     print(f"\n{len(frame)} runs; wrote {args.sweep_dir / SUMMARY_CSV} and {SUMMARY_MD}")
 

@@ -14,6 +14,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
+from src.atomic import write_with  # noqa: E402
+
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows: true class, columns: predicted class."""
@@ -84,7 +86,7 @@ def plot_confusion_matrix(
     bar.ax.xaxis.set_minor_formatter(NullFormatter())
     bar.set_label("images (log scale)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_with(path, lambda temporary: fig.savefig(temporary, dpi=120))
     return fig
 
 
@@ -103,7 +105,7 @@ def plot_errors(
         axes.flat[0].text(0.5, 0.5, "no misclassified test images", ha="center")
     fig.suptitle("Most confident mistakes on the test set")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_with(path, lambda temporary: fig.savefig(temporary, dpi=100))
     return fig
 
 
@@ -130,5 +132,5 @@ def plot_learning_curves(metrics_csv: Path, path: Path) -> plt.Figure | None:
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_with(path, lambda temporary: fig.savefig(temporary, dpi=100))
     return fig

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from src.atomic import output_error_behind
 from src.errors import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ def in_multirun() -> bool:
 
 
 def user_facing_cause(err: BaseException) -> UserFacingError | None:
-    """The UserFacingError behind ``err`` (Hydra wraps errors raised while instantiating)."""
+    """The UserFacingError behind ``err`` (Hydra wraps errors raised while instantiating);
+    else the OutputError sentence for a full or read-only disk met by any library."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
@@ -70,7 +72,7 @@ def user_facing_cause(err: BaseException) -> UserFacingError | None:
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return None
+    return output_error_behind(err)
 
 
 RUN_INFO_FILE = "run_info.json"

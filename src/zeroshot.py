@@ -21,6 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from src.atomic import write_csv, write_with
 from src.data.images import BadImageError, load_rgb
 from src.errors import UserFacingError
 
@@ -210,14 +211,17 @@ def cached_scores(out_dir: Path, key: str) -> pd.DataFrame | None:
     path = out_dir / CACHE_DIR / f"{key}.csv"
     if not path.is_file():
         return None
-    frame = pd.read_csv(path)
-    frame["unreadable"] = frame["unreadable"].fillna("").astype(str)  # CSV turns "" into NaN
+    try:
+        frame = pd.read_csv(path)
+        frame["unreadable"] = frame["unreadable"].fillna("").astype(str)  # CSV turns "" into NaN
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, KeyError):
+        log.warning("Ignoring the CLIP score cache %s: it cannot be read; scoring again.", path)
+        return None
     return frame
 
 
 def store_scores(out_dir: Path, key: str, frame: pd.DataFrame) -> None:
-    (out_dir / CACHE_DIR).mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out_dir / CACHE_DIR / f"{key}.csv", index=False)
+    write_csv(frame, out_dir / CACHE_DIR / f"{key}.csv")
 
 
 def contact_sheet(
@@ -252,6 +256,8 @@ def contact_sheet(
         f"{title} ({len(rows)} images{', first ' + str(limit) if len(rows) > limit else ''})"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        write_with(path, lambda temporary: fig.savefig(temporary, dpi=90))
+    finally:
+        plt.close(fig)
     return path

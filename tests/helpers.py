@@ -66,3 +66,51 @@ def resnet18_classifier(class_names: list[str], **kwargs):
     return SpeciesClassifier(
         "src.models.timm_net.TimmNet", class_names, backbone="resnet18", pretrained=False, **kwargs
     )
+
+
+def garbage_idat_png(path: Path) -> Path:
+    """Rewrite an image as a PNG whose pixel data (IDAT) is noise; header, CRCs and IEND intact."""
+    import io
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    tag = data.index(b"IDAT")
+    length = struct.unpack(">I", data[tag - 4 : tag])[0]
+    start, end = tag + 4 + 8, tag + 4 + length  # keep the zlib header and first bytes
+    data[start:end] = np.random.default_rng(0).bytes(end - start)
+    data[end : end + 4] = struct.pack(">I", zlib.crc32(bytes(data[tag:end])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def damage_jpeg_body(path: Path) -> Path:
+    """Stray frame markers in the middle of a JPEG's scan data; the end marker stays intact."""
+    data = bytearray(path.read_bytes())
+    scan = data.index(b"\xff\xda") + 20
+    middle = scan + (len(data) - scan) // 3
+    data[middle : middle + 32] = b"\xff\xc0" * 16
+    path.write_bytes(bytes(data))
+    return path
+
+
+def jpeg_with_trailing_bytes(path: Path) -> Path:
+    """A valid JPEG followed by 8 KiB after its FFD9 end marker, as some cameras write."""
+    path.write_bytes(path.read_bytes() + b"\x00camera-maker-notes" * 450)
+    return path
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The ``error: ...`` line of an entry point that failed as a user should see it:
+    status 1, that one line, no traceback."""
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr[-3000:]
+    return lines[0]

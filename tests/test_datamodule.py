@@ -1,9 +1,15 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 
-from src.data.datamodule import RareSpeciesDataModule
+from src.data import images
+from src.data.datamodule import BAD_IMAGES_FILE, RareSpeciesDataModule
 from src.data.schema import DataFormatError
+from src.models.classifier import SpeciesClassifier
+from tests.helpers import damage_jpeg_body, garbage_idat_png, jpeg_with_trailing_bytes, run_module
 
 
 def make(root, tmp_path, **kwargs) -> RareSpeciesDataModule:
@@ -101,3 +107,78 @@ def test_bad_options_are_refused(tiny_root, tmp_path):
     ):
         with pytest.raises(ValueError, match="is not one of"):
             make(tiny_root, tmp_path, **option)
+
+
+def test_undecodable_images_are_skipped_listed_and_training_completes(tiny_root, tmp_path):
+    train = make(tiny_root, tmp_path / "probe").rows["train"]["file_path"].tolist()
+    garbage_idat_png(tiny_root / train[0])
+    damage_jpeg_body(tiny_root / train[1])
+    jpeg_with_trailing_bytes(tiny_root / train[2])  # readable: must stay in
+    dm = make(tiny_root, tmp_path, on_bad_image="skip", batch_size=16)
+    model = SpeciesClassifier("src.models.baseline.BaselineCNN", dm.class_names)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(model, datamodule=dm)  # every training image is read once
+    listed = pd.read_csv(tmp_path / "run" / BAD_IMAGES_FILE)
+    assert dict(zip(listed["file_path"], listed["reason"])) == {
+        train[0]: "corrupt",
+        train[1]: "corrupt",
+    }
+    assert trainer.state.finished and trainer.global_step == -(-(len(train) - 2) // 16)
+
+
+def test_image_verdicts_are_reused_until_a_file_or_setting_changes(
+    tiny_root, tmp_path, monkeypatch
+):
+    decoded = []
+    real_load = images.load_rgb
+
+    def counting_load(path, *args, **kwargs):
+        decoded.append(path)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(images, "load_rgb", counting_load)
+
+    def usable(**kwargs) -> list[str]:
+        rows = make(tiny_root, tmp_path, on_bad_image="skip", **kwargs).rows
+        return [p for split in rows.values() for p in split["file_path"]]
+
+    total = len(usable())
+    assert len(decoded) == total
+    assert len(usable()) == total and len(decoded) == total  # nothing decoded again
+    changed = usable()[0]
+    damage_jpeg_body(tiny_root / changed)
+    assert len(usable()) == total - 1
+    assert [Path(p).name for p in decoded[total:]] == [Path(changed).name]
+    assert pd.read_csv(tmp_path / "run" / BAD_IMAGES_FILE)["file_path"].tolist() == [changed]
+    usable(max_image_pixels=10**6)
+    assert len(decoded) == 2 * total + 1  # another setting: every file judged again
+
+
+@pytest.mark.parametrize(
+    "override, allowed",
+    [
+        ("data.batch_size=0", ">= 1"),
+        ("data.image_size=0", ">= 1"),
+        ("data.image_size=-32", ">= 1"),
+        ("data.num_workers=-1", ">= 0"),
+    ],
+)
+def test_train_refuses_bad_data_numbers_in_one_line(tiny_root, tmp_path, override, allowed):
+    result = run_module(
+        tmp_path,
+        "src.train",
+        "data=rarespecies",
+        f"data.root={tiny_root}",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        override,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"error: {override} is not allowed: use a whole number {allowed}." in result.stderr

@@ -1,3 +1,4 @@
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,86 @@ def hf_snapshot(tmp_path) -> tuple[Path, pd.DataFrame]:
     pd.DataFrame(catalog).to_csv(catalog_file, index=False)
     header, rest = catalog_file.read_text().split("\n", 1)
     catalog_file.write_text(header.replace(",", ", ") + "\n" + rest)  # the hub's header style
+    write_licenses(snapshot, rows)
     return snapshot, rows
+
+
+def write_licenses(snapshot: Path, rows: pd.DataFrame) -> None:
+    """The hub's metadata/licenses.csv with the true MD5 of every image of the snapshot."""
+    records = []
+    for path in sorted((snapshot / "dataset").rglob("*.jpg")):
+        content, page = path.name.split("_")[:2]
+        row = rows[rows["eol_content_id"].astype(str) == content].iloc[0]
+        records.append(
+            {
+                "rarespecies_id": row.rare_species_id,
+                "eol_content_id": content,
+                "eol_page_id": page,
+                "md5": hashlib.md5(path.read_bytes()).hexdigest(),
+                "medium_source_url": "https://example.org/x.jpg",
+                "eol_full_size_copy_url": "https://example.org/y.jpg",
+                "license_name": "cc-by-4.0",
+                "copyright_owner": "someone",
+                "license_link": "https://creativecommons.org/licenses/by/4.0/",
+                "title": "a photo",
+            }
+        )
+    pd.DataFrame(records).to_csv(snapshot / "metadata" / "licenses.csv", index=False)
+
+
+def damage_one_image(snapshot: Path) -> str:
+    """Rewrite one snapshot image with other (still valid) pixels; its file name."""
+    path = sorted((snapshot / "dataset").rglob("*.jpg"))[3]
+    Image.new("RGB", (20, 16), (1, 2, 3)).save(path, "JPEG")
+    return path.name.replace("_eol_full-size-copy", "_eol-full-size-copy")
+
+
+def test_files_matching_licenses_md5_convert_without_warnings(hf_snapshot, tmp_path, caplog):
+    snapshot, _ = hf_snapshot
+    convert(snapshot, tmp_path / "out")
+    assert len(read_index(tmp_path / "out" / "metadata.csv")) == 12
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_file_with_a_wrong_md5_stops_the_conversion(hf_snapshot, tmp_path):
+    snapshot, _ = hf_snapshot
+    name = damage_one_image(snapshot)
+    out = tmp_path / "out"
+    with pytest.raises(DownloadError, match=rf"1 of 12 images do not match their MD5.*{name}"):
+        convert(snapshot, out)
+    assert not (out / "metadata.csv").exists()
+    assert Path(pd.read_csv(out / "bad_md5.csv")["file_path"][0]).name == name
+
+
+def test_cli_wrong_md5_is_one_line_and_exit_1(hf_snapshot, tmp_path, capsys):
+    snapshot, _ = hf_snapshot
+    damage_one_image(snapshot)
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(tmp_path / "out"), "--from", str(snapshot), "--rows", "catalog"])
+    assert info.value.code == 1
+    message = capsys.readouterr().err.strip()
+    assert message.count("\n") == 0 and "--on-bad-md5 skip" in message
+
+
+def test_skip_leaves_out_and_lists_wrong_md5(hf_snapshot, tmp_path):
+    snapshot, _ = hf_snapshot
+    name = damage_one_image(snapshot)
+    out = tmp_path / "out"
+    convert(snapshot, out, on_bad_md5="skip")
+    frame = read_index(out / "metadata.csv")
+    assert len(frame) == 11 and name not in " ".join(frame["file_path"])
+    listed = pd.read_csv(out / "bad_md5.csv")
+    assert [Path(p).name for p in listed["file_path"]] == [name]
+    assert listed["expected_md5"][0] != listed["actual_md5"][0]
+
+
+def test_missing_licenses_warns_that_files_are_unverified(hf_snapshot, tmp_path, caplog):
+    snapshot, _ = hf_snapshot
+    (snapshot / "metadata" / "licenses.csv").unlink()
+    damage_one_image(snapshot)  # cannot be noticed without licenses.csv
+    convert(snapshot, tmp_path / "out")
+    assert len(read_index(tmp_path / "out" / "metadata.csv")) == 12
+    assert "licenses.csv is missing: the 12 images are unverified" in caplog.text
 
 
 def test_convert_from_the_catalog(hf_snapshot, tmp_path):

@@ -232,3 +232,16 @@ def test_training_on_filtered_data_reports_both_test_sets(tmp_path):
     filtered_test = pd.read_csv(tmp_path / "run" / "split" / "test.csv")
     kept = set(pd.read_csv(tmp_path / "keep.csv")["file_path"])
     assert report["support"].sum() == filtered_test["file_path"].isin(kept).sum()
+
+
+@pytest.mark.parametrize("content", ["", "p_animal\n0.5\n"])  # empty; no "unreadable" column
+def test_a_broken_score_cache_is_scored_again(tmp_path, caplog, content):
+    from src.zeroshot import CACHE_DIR, cached_scores, store_scores
+
+    (tmp_path / CACHE_DIR).mkdir()
+    (tmp_path / CACHE_DIR / "k.csv").write_text(content)
+    assert cached_scores(tmp_path, "k") is None
+    assert "Ignoring the CLIP score cache" in caplog.text
+    frame = pd.DataFrame({"file_path": ["a.jpg"], "p_animal": [0.9], "unreadable": [""]})
+    store_scores(tmp_path, "k", frame)
+    pd.testing.assert_frame_equal(cached_scores(tmp_path, "k"), frame)

@@ -6,7 +6,10 @@ import pytest
 from PIL import Image
 
 from src.data.datamodule import BAD_IMAGES_FILE, BadImagesError, RareSpeciesDataModule
-from src.data.images import BadImageError, inspect_image, load_rgb
+from src.data.images import DEFAULT_MAX_PIXELS, BadImageError, inspect_image, load_rgb
+from src.data.transforms import ImagePipeline
+from src.predict import PredictImages
+from tests.helpers import damage_jpeg_body, garbage_idat_png, jpeg_with_trailing_bytes
 
 
 def _jpeg(path: Path, size=(64, 48)) -> Path:
@@ -91,6 +94,22 @@ def test_large_jpeg_is_decoded_at_reduced_scale(tmp_path):
     assert load_rgb(path).shape == (600, 800, 3)
     small = load_rgb(path, draft_size=100)
     assert small.shape[0] >= 100 and small.shape[1] >= 100 and small.shape[1] <= 200
+
+
+@pytest.mark.parametrize("damaged", [garbage_idat_png, damage_jpeg_body])
+def test_undecodable_data_with_an_intact_end_is_corrupt(tmp_path, damaged):
+    path = damaged(_jpeg(tmp_path / "a.jpg"))
+    assert inspect_image(path).reason == "corrupt"
+    with pytest.raises(BadImageError, match="a.jpg: corrupt"):
+        load_rgb(path)
+
+
+def test_bytes_after_the_jpeg_end_marker_are_accepted_by_scan_and_predict(tmp_path):
+    path = jpeg_with_trailing_bytes(_jpeg(tmp_path / "camera.jpg"))
+    assert inspect_image(path).reason is None
+    images = PredictImages([path], ImagePipeline(image_size=32), max_pixels=DEFAULT_MAX_PIXELS)
+    image, problem = images[0]
+    assert problem == "" and image.shape == (3, 32, 32)
 
 
 KINDS = ["missing", "zero_bytes", "truncated", "not_an_image"]

@@ -10,7 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from src.models.classifier import SpeciesClassifier
 from src.models.freeze import parameterised_layers
 from src.models.timm_net import TimmNet
-from tests.helpers import compose_config, run_offline
+from tests.helpers import TINY_DATA, compose_config, run_module, run_offline
 
 NAMES = [f"c{i}" for i in range(7)]
 MODELS = ["baseline", "vgg19", "resnet152v2", "convnext", "efficientnetv2_b0"]
@@ -170,3 +170,20 @@ def test_discriminative_learning_rate():
     groups = model.configure_optimizers()["optimizer"].param_groups
     assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-4])
     assert sum(p.numel() for p in groups[1]["params"]) == trainable(model.net.backbone)
+
+
+def test_train_refuses_a_negative_learning_rate_in_one_line(tmp_path):
+    result = run_module(
+        tmp_path,
+        "src.train",
+        *TINY_DATA,
+        "data.image_size=32",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "model.optimizer.lr=-1",
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "error: model.optimizer.lr=-1 is not allowed: use a positive number" in result.stderr

@@ -1,13 +1,19 @@
 """End to end: the training entry point as a user runs it, and its configs."""
 
+import argparse
 import json
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 
+from src.atomic import TEMP_SUFFIX
 from src.models.baseline import BaselineCNN
-from tests.helpers import compose_config, run_module
+from tests.helpers import compose_config, one_error_line, run_module
 
 TEST_KEYS = {
     "test/acc",
@@ -167,3 +173,114 @@ def test_evaluate_reproduces_the_training_metrics(tiny_run, tmp_path):
     for key, value in trained.items():
         assert evaluated[key] == pytest.approx(value, abs=1e-6), key
     assert (tmp_path / "ev" / "confusion_matrix.png").is_file()
+
+
+def unusable_checkpoint(path: Path, kind: str, whole: Path) -> Path:
+    """``path`` as a checkpoint that cannot be used: empty, cut short, not one, or unsafe."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":  # what an in-place write stopped by a full disk leaves
+        path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    elif kind == "garbage":
+        path.write_bytes(b"not a checkpoint\n" * 64)
+    elif kind == "unsafe":  # loading it would unpickle (run) arbitrary code
+        torch.save({"state_dict": {}, "args": argparse.Namespace(lr=0.1)}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, says",
+    [
+        ("missing", "ckpt_path=last found no"),
+        ("empty", "is empty (0 bytes)"),
+        ("truncated", "is not a readable checkpoint"),
+        ("garbage", "is not a readable checkpoint"),
+        ("unsafe", "was refused for safety"),
+    ],
+)
+def test_resuming_from_an_unusable_last_checkpoint_is_one_sentence(tiny_run, tmp_path, kind, says):
+    run_dir = tmp_path / "run"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if kind != "missing":
+        unusable_checkpoint(last, kind, tiny_run / "checkpoints" / "last.ckpt")
+    result = run_train(tmp_path, *TINY, "logger=none", f"hydra.run.dir={run_dir}", "ckpt_path=last")
+    line = one_error_line(result)
+    assert says in line and str(last) in line
+    assert "weights_only" not in result.stdout + result.stderr  # never advise unpickling it
+
+
+def test_evaluating_an_unusable_checkpoint_is_one_sentence(tiny_run, tmp_path):
+    whole = tiny_run / "checkpoints" / "best.ckpt"
+    path = unusable_checkpoint(tmp_path / "best.ckpt", "truncated", whole)
+    result = run_module(
+        tmp_path, "src.evaluate", f"ckpt_path={path}", f"hydra.run.dir={tmp_path / 'ev'}"
+    )
+    assert "is not a readable checkpoint" in one_error_line(result)
+
+
+@contextmanager
+def mounted_tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A small RAM file system at ``folder``; the test is skipped where mounting is not allowed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        mount = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command to make a small or read-only file system")
+    if mount.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {mount.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@contextmanager
+def read_only_folder(folder: Path) -> Iterator[Path]:
+    """chmod does not stop root from writing: as root, a read-only tmpfs instead."""
+    if os.geteuid() == 0:
+        with mounted_tmpfs(folder, "ro,size=1m") as mounted:
+            yield mounted
+        return
+    folder.mkdir(parents=True)
+    folder.chmod(0o555)
+    try:
+        yield folder
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["below a file", "read-only"])
+def test_an_unwritable_run_folder_is_one_sentence(tmp_path, where):
+    with ExitStack() as stack:
+        if where == "below a file":
+            (tmp_path / "taken").write_text("a file where the run folder's parent should be")
+            run_dir, says = tmp_path / "taken" / "run", "is a file, not a folder"
+        else:
+            run_dir = stack.enter_context(read_only_folder(tmp_path / "ro")) / "run"
+            says = "is not writable; choose a writable folder (e.g. hydra.run.dir=DIR)"
+        result = run_train(tmp_path, *TINY, "logger=none", f"hydra.run.dir={run_dir}")
+    assert says in one_error_line(result)
+
+
+def test_a_full_disk_ends_in_one_sentence_and_leaves_no_truncated_checkpoint(tiny_run, tmp_path):
+    size = (tiny_run / "checkpoints" / "last.ckpt").stat().st_size
+    # room for the run's small files and one checkpoint but not two: best.ckpt fits,
+    # last.ckpt (written after it at the end of the epoch) does not
+    room_kib = (size * 3 // 2 + 1_000_000) // 1024
+    with mounted_tmpfs(tmp_path / "disk", f"size={room_kib}k") as disk:
+        run_dir = disk / "run"
+        result = run_train(
+            tmp_path, *TINY, "trainer.max_epochs=1", "logger=none", f"hydra.run.dir={run_dir}"
+        )
+        line = one_error_line(result)
+        assert "is full; free some space" in line
+        written = list((run_dir / "checkpoints").iterdir())
+        assert not [p for p in written if TEMP_SUFFIX in p.name]
+        for checkpoint in written:  # whatever is there loads: none is cut short
+            assert "state_dict" in torch.load(checkpoint, map_location="cpu", weights_only=True)

@@ -1,5 +1,7 @@
 """Using a trained model: predict, export (with parity), DDP on CPU, the SLURM launcher."""
 
+import argparse
+import errno
 import json
 from pathlib import Path
 
@@ -10,9 +12,12 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
+from src.atomic import OutputError
+from src.checkpoints import CheckpointError
 from src.data.datamodule import RareSpeciesDataModule
+from src.export import export
 from src.models.classifier import SpeciesClassifier, load_classifier
-from tests.helpers import compose_config, run_module
+from tests.helpers import compose_config, one_error_line, run_module
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +163,48 @@ def test_slurm_launcher_config():
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.nodes) == ("gpu", 4, 1)
     assert launcher.timeout_min == 240 and cfg.trainer.strategy == "ddp"
+
+
+@pytest.mark.parametrize(
+    "module, kind, says",
+    [
+        ("src.predict", "unsafe", "was refused for safety"),
+        ("src.export", "empty", "is empty (0 bytes)"),
+        ("src.export", "garbage", "is not a readable checkpoint"),
+    ],
+)
+def test_an_unusable_checkpoint_is_one_sentence(tiny_source, tmp_path, module, kind, says):
+    path = tmp_path / "model.ckpt"
+    if kind == "unsafe":  # loading it would unpickle (run) arbitrary code
+        torch.save({"state_dict": {}, "args": argparse.Namespace(lr=0.1)}, path)
+    else:
+        path.write_bytes(b"" if kind == "empty" else b"not a checkpoint\n" * 64)
+    extra = [f"inputs={tiny_source}"] if module == "src.predict" else []
+    result = run_module(
+        tmp_path, module, f"ckpt_path={path}", f"hydra.run.dir={tmp_path / 'run'}", *extra
+    )
+    assert says in one_error_line(result)
+    assert "weights_only" not in result.stdout + result.stderr  # never advise unpickling it
+
+
+def test_a_state_dict_is_not_taken_for_a_classifier(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not a checkpoint of this project's classifier"):
+        load_classifier(path)
+
+
+def test_a_failed_export_leaves_the_previous_model(checkpoint, tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"the previous export")
+
+    class DiskFills:
+        def save(self, name: str) -> None:
+            Path(name).write_bytes(b"half a model")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch.jit, "trace", lambda *args, **kwargs: DiskFills())
+    with pytest.raises(OutputError, match="is full"):
+        export(load_classifier(checkpoint), 32, path, "torchscript")
+    assert path.read_bytes() == b"the previous export"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]

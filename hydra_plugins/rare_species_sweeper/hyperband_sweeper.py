@@ -54,14 +54,15 @@ class HyperbandSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from src.sweeps.study import StudyRunner  # the project's code, imported late
+        from src.atomic import write_with  # the project's code, imported late
+        from src.sweeps.study import StudyRunner
 
         settings = self.config.get("hparams_search")
         if settings is None:
             raise ValueError("hydra/sweeper=hyperband needs an hparams_search=... config.")
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        write_with(sweep_dir / "multirun.yaml", lambda path: OmegaConf.save(self.config, path))
         runner = StudyRunner(
             OmegaConf.to_container(settings, resolve=True),
             sweep_dir,

@@ -14,6 +14,7 @@ duplicates already removed), so ids and the split match the original exactly.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import shutil
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from src.atomic import OutputError, write_csv
+from src.data.checksums import LICENSES, expected_md5, mismatches, read_licenses
 from src.data.schema import (
     COLUMNS,
     METADATA_FILE,
@@ -35,6 +38,9 @@ CATALOG = Path("metadata") / "rarespecies-catalog.csv"
 IMAGE_DIR = "dataset"
 HF_NAME = re.compile(r"^(\d+)_(\d+)_eol[_-]full-size-copy\.jpe?g$", re.IGNORECASE)
 LINK_MODES = ("hardlink", "copy", "symlink", "move")
+MD5_POLICIES = ("error", "skip")
+BAD_MD5_FILE = "bad_md5.csv"
+log = logging.getLogger(__name__)
 
 
 class DownloadError(UserFacingError, RuntimeError):
@@ -124,13 +130,16 @@ def convert(
     out: str | Path,
     index: pd.DataFrame | None = None,
     mode: str = "hardlink",
+    on_bad_md5: str = "error",
 ) -> pd.DataFrame:
     """Lay a hub snapshot out as ``<out>/metadata.csv`` + images; every row's file must exist.
 
     ``index`` fixes the rows (default in the CLI: the shipped real index); without it the
-    catalog's rows are used.
+    catalog's rows are used. Each file is checked against its MD5 in licenses.csv and
+    metadata.csv is written only for files that pass (see :func:`verified_rows`).
     """
     check_choice("mode", mode, LINK_MODES)
+    check_choice("--on-bad-md5", on_bad_md5, MD5_POLICIES)
     snapshot, out = Path(snapshot), Path(out)
     rows = catalog_rows(read_catalog(snapshot)) if index is None else index[list(COLUMNS)]
     images = find_images(snapshot)
@@ -148,8 +157,51 @@ def convert(
         raise DownloadError(
             f"{len(not_written)} images could not be written, e.g. {not_written[0]}."
         )
-    rows.to_csv(out / METADATA_FILE, index=False)
+    rows = verified_rows(snapshot, out, rows, on_bad_md5)
+    write_csv(rows, out / METADATA_FILE)
     return rows
+
+
+def verified_rows(snapshot: Path, out: Path, rows: pd.DataFrame, on_bad_md5: str) -> pd.DataFrame:
+    """The rows whose converted file matches its MD5 in licenses.csv.
+
+    A mismatch stops the conversion (``error``) or leaves the row out (``skip``); either
+    way the failed files are listed in bad_md5.csv.
+    """
+    licenses = read_licenses(snapshot)
+    if licenses is None:
+        log.warning(
+            "%s is missing: the %d images are unverified (no MD5 to check them against).",
+            snapshot / LICENSES,
+            len(rows),
+        )
+        return rows
+    rows = rows.reset_index(drop=True)  # bad.index then names positions
+    expected = expected_md5(rows, licenses)
+    unlisted = expected.count("")
+    if unlisted:
+        log.warning("%d images are not in %s and are unverified.", unlisted, LICENSES)
+    bad = mismatches(out, rows, expected)
+    if bad.empty:
+        (out / BAD_MD5_FILE).unlink(missing_ok=True)  # from an earlier, damaged download
+        return rows
+    listing = write_csv(bad, out / BAD_MD5_FILE)
+    examples = ", ".join(bad["file_path"].head(3))
+    if on_bad_md5 == "error":
+        (out / METADATA_FILE).unlink(missing_ok=True)  # an older index must not look current
+        raise DownloadError(
+            f"{len(bad)} of {len(rows)} images do not match their MD5 in {LICENSES} "
+            f"(e.g. {examples}; all in {listing}): delete them from {snapshot} and download "
+            "again, or pass --on-bad-md5 skip to leave them out; metadata.csv was not written."
+        )
+    log.warning(
+        "Left out %d images whose MD5 does not match %s (e.g. %s); listed in %s.",
+        len(bad),
+        LICENSES,
+        examples,
+        listing,
+    )
+    return rows.drop(index=bad.index).reset_index(drop=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,12 +232,19 @@ def main(argv: list[str] | None = None) -> None:
         default="reference",
         help="reference: the shipped 11,983-row index; catalog: the hub catalog",
     )
+    parser.add_argument(
+        "--on-bad-md5",
+        choices=MD5_POLICIES,
+        default="error",
+        help=f"error: stop when a file does not match licenses.csv; skip: leave such files "
+        f"out of metadata.csv (listed in {BAD_MD5_FILE})",
+    )
     args = parser.parse_args(argv)
     try:
         snapshot = args.snapshot or fetch(args.cache or args.out / ".hf_snapshot", args.revision)
         index = read_reference_index() if args.rows == "reference" else None
-        rows = convert(snapshot, args.out, index=index, mode=args.mode)
-    except (DownloadError, DataFormatError) as err:
+        rows = convert(snapshot, args.out, index=index, mode=args.mode, on_bad_md5=args.on_bad_md5)
+    except (DownloadError, DataFormatError, OutputError) as err:
         parser.exit(1, f"error: {err}\n")
     print(f"Wrote {len(rows):,} images of {rows['family'].nunique()} families to {args.out}")
 

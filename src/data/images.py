@@ -1,14 +1,16 @@
 """Reading images safely: bad files become a named reason, never a PIL traceback.
 
-Two steps share one set of rules. :func:`inspect_image` looks at a file cheaply
-(existence, size, header, end-of-file marker) so that bad rows are found before
-training starts; :func:`load_rgb` decodes one image to an RGB uint8 array and raises
-:class:`BadImageError` with the same reasons if decoding still fails.
+One rule decides whether a file is readable: :func:`load_rgb` decodes it fully (libjpeg
+may work at reduced scale, which still runs the whole entropy-coded stream) and raises
+:class:`BadImageError` with a reason. Everything that reads images (the training pre-scan
+and dataset, the decoded cache, the CLIP filter, predict) goes through it;
+:func:`inspect_image` is the same decode, turned into a verdict for the pre-scan.
 """
 
 from __future__ import annotations
 
 import warnings
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,9 +23,10 @@ from PIL import Image, UnidentifiedImageError
 # image of ~115.6 million pixels, so the default limit is PIL's refusal point.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
 NON_RGB_POLICIES = ("convert", "skip", "error")
-TAIL_BYTES = 4096
-# Markers that close a complete file; a truncated download lacks them.
-END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+# Pre-scan decodes JPEGs at libjpeg's smallest scale (1/8): every byte is still parsed.
+CHECK_DRAFT_SIZE = 1
+# What PIL's decoders raise on damaged data (zlib for PNG, struct/EOF for cut chunks).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, zlib.error)
 
 
 class BadImageError(RuntimeError):
@@ -71,13 +74,10 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     return image
 
 
-def _is_truncated(path: Path, image_format: str | None) -> bool:
-    marker = END_MARKERS.get(image_format or "")
-    if marker is None:
-        return False
-    with path.open("rb") as handle:
-        handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
-        return marker not in handle.read()
+def _decode_reason(err: BaseException) -> str:
+    """PIL says "image file is truncated" when the data stops early; anything else is damage."""
+    truncated = isinstance(err, EOFError) or "truncated" in str(err).lower()
+    return "truncated" if truncated else "corrupt"
 
 
 def _is_non_rgb(image: Image.Image) -> bool:
@@ -87,15 +87,12 @@ def _is_non_rgb(image: Image.Image) -> bool:
 def inspect_image(
     path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, on_non_rgb: str = "convert"
 ) -> ImageCheck:
-    """Check one file without decoding its pixels."""
+    """The verdict of :func:`load_rgb` on one file (decoded fully, at reduced scale if JPEG)."""
     path = Path(path)
     try:
         with _open(path, max_pixels) as image:
-            mode, width, height, image_format = image.mode, image.width, image.height, image.format
-            if _is_truncated(path, image_format):
-                raise BadImageError(path, "truncated")
-            if on_non_rgb != "convert" and _is_non_rgb(image):
-                raise BadImageError(path, "non_rgb", f"mode {mode}")
+            mode, width, height = image.mode, image.width, image.height
+        load_rgb(path, max_pixels, draft_size=CHECK_DRAFT_SIZE, on_non_rgb=on_non_rgb)
     except BadImageError as err:
         return ImageCheck(str(path), err.reason)
     return ImageCheck(str(path), None, mode, width, height)
@@ -105,9 +102,9 @@ def inspect_images(
     paths: Iterable[str | Path],
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_non_rgb: str = "convert",
-    threads: int = 8,
+    threads: int | None = None,
 ) -> list[ImageCheck]:
-    """Check many files; threads because the work is mostly waiting on the disk."""
+    """Check many files in parallel: PIL decodes without holding the GIL, so threads suffice."""
     paths = list(paths)
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return list(pool.map(lambda p: inspect_image(p, max_pixels, on_non_rgb), paths))
@@ -154,6 +151,6 @@ def load_rgb(
             image.draft(image.mode, (draft_size, draft_size))
         try:
             image.load()
-        except (OSError, SyntaxError, ValueError) as err:
-            raise BadImageError(path, "truncated", str(err)) from None
+        except DECODE_ERRORS as err:
+            raise BadImageError(path, _decode_reason(err), str(err)) from None
         return np.asarray(to_rgb(image))

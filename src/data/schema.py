@@ -8,7 +8,7 @@ An image root holds ``metadata.csv`` (one row per image) and the images at
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 
@@ -60,7 +60,7 @@ def read_index(path: str | Path) -> pd.DataFrame:
         raise DataFormatError(f"Image root {path.parent} does not exist: {FIX_HINT}.")
     if not path.is_file():
         raise DataFormatError(f"No {path.name} in {path.parent}: {FIX_HINT}.")
-    frame = pd.read_csv(path, dtype={"rare_species_id": str, "file_path": str})
+    frame = _read_csv(path)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataFormatError(
@@ -73,7 +73,57 @@ def read_index(path: str | Path) -> pd.DataFrame:
         raise DataFormatError(
             f"{path} has {int(empty.sum())} row(s) with empty fields (first at row {first + 2})."
         )
+    if frame.empty:
+        raise DataFormatError(f"{path} has a header but no rows: {FIX_HINT}.")
+    _check_duplicates(path, frame)
+    _check_paths_stay_inside(path, frame)
     return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype={"rare_species_id": str, "file_path": str}, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(f"{path} is empty (0 bytes or no header): {FIX_HINT}.") from None
+    except UnicodeDecodeError as err:
+        raise DataFormatError(
+            f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+            f"{err.start}): save it as UTF-8 and try again."
+        ) from None
+    except pd.errors.ParserError as err:
+        raise DataFormatError(
+            f"{path} is not a readable CSV ({str(err).strip()}): fix that line."
+        ) from None
+
+
+def _check_duplicates(path: Path, frame: pd.DataFrame) -> None:
+    """One row per image: a repeated row would land in two splits and leak test images."""
+    for column in ("rare_species_id", "file_path"):
+        repeated = frame[column][frame[column].duplicated(keep=False)]
+        if repeated.empty:
+            continue
+        examples = ", ".join(repeated.drop_duplicates().head(3))
+        raise DataFormatError(
+            f"{path} has {len(repeated) - repeated.nunique()} duplicate row(s) by {column} "
+            f"(e.g. {examples}): keep one row per image."
+        )
+
+
+def _check_paths_stay_inside(path: Path, frame: pd.DataFrame) -> None:
+    """file_path is relative to the image root; '..' or an absolute path would leave it."""
+    escaping = [p for p in frame["file_path"] if _escapes_root(p)]
+    if escaping:
+        raise DataFormatError(
+            f"{path} has {len(escaping)} file_path value(s) outside the image root "
+            f"(e.g. {', '.join(escaping[:3])}): use paths relative to {path.parent} "
+            "without '..'."
+        )
+
+
+def _escapes_root(file_path: str) -> bool:
+    # the Windows flavour splits on both / and \ and sees /x, C:\x and \\server\x as anchored
+    windows = PureWindowsPath(file_path)
+    return bool(windows.anchor) or ".." in windows.parts
 
 
 def check_target(target: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from src.atomic import write_csv
 from src.data.schema import check_target, read_index
 from src.errors import UserFacingError
 
@@ -79,9 +80,8 @@ def stratified_split(
 
 def write_split(splits: dict[str, pd.DataFrame], out_dir: str | Path) -> Path:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
-        splits[name].to_csv(out / f"{name}.csv", index=False)
+        write_csv(splits[name], out / f"{name}.csv")
     return out
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from src.atomic import write_csv
 from src.data.schema import COLUMNS, METADATA_FILE, read_reference_index
 from src.errors import UserFacingError, check_choice
 
@@ -234,10 +235,9 @@ def write_synthetic(
         kinds = list(
             tqdm(kinds_iter, total=len(jobs), desc="synthetic images", disable=not progress)
         )
-    rows[list(COLUMNS)].to_csv(out / METADATA_FILE, index=False)
-    pd.DataFrame({"file_path": rows["file_path"], "kind": kinds}).to_csv(
-        out / TRUTH_FILE, index=False
-    )
+    # whole files even when ``out`` is not a staging folder (python -m src.data.synthetic)
+    write_csv(pd.DataFrame({"file_path": rows["file_path"], "kind": kinds}), out / TRUTH_FILE)
+    write_csv(rows[list(COLUMNS)], out / METADATA_FILE)  # last: it marks the set as usable
     return out
 
 

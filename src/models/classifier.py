@@ -12,8 +12,8 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from src.checkpoints import CheckpointError, read_checkpoint
 from src.data.transforms import UNIT_RANGE
-from src.errors import UserFacingError
 from src.models.metrics import build_metrics
 from src.models.optim import build_optimizer, build_scheduler
 
@@ -216,9 +216,12 @@ def load_classifier(path: str | Path, map_location: str = "cpu") -> SpeciesClass
     Also attaches what the checkpoint says about the data: ``run_config`` (the training
     run's resolved config) and ``datamodule_state`` (image size, variant, class phyla).
     """
-    if not Path(path).is_file():
-        raise UserFacingError(f"ckpt_path={path} does not exist.")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    checkpoint = read_checkpoint(path, map_location)
+    if "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this project's classifier (no hyper_parameters "
+            "or state_dict); pass a .ckpt file written by python -m src.train."
+        )
     hparams = dict(checkpoint["hyper_parameters"])
     if "pretrained" in hparams:  # the checkpoint holds the trained weights already
         hparams.update(pretrained=False, weights=None)

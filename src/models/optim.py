@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from numbers import Real
 from typing import Any
 
 import torch
 
-from src.errors import check_choice
+from src.errors import ConfigError, check_choice
 
 OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
     "adam": (torch.optim.Adam, {}),
@@ -19,10 +20,20 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
 SCHEDULERS = ("none", "exponential", "cosine", "plateau")
 
 
+def check_learning_rate(lr: object) -> float:
+    """A positive, finite learning rate; torch would otherwise fail with a traceback."""
+    if isinstance(lr, bool) or not isinstance(lr, Real) or not 0 < lr < math.inf:
+        raise ConfigError(
+            f"model.optimizer.lr={lr!r} is not allowed: use a positive number such as 1e-3."
+        )
+    return float(lr)
+
+
 def build_optimizer(
     params: Iterable, name: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0, **kwargs
 ) -> torch.optim.Optimizer:
     cls, defaults = OPTIMIZERS[check_choice("model.optimizer.name", name, list(OPTIMIZERS))]
+    check_learning_rate(lr)
     return cls(params, lr=lr, weight_decay=weight_decay, **{**defaults, **kwargs})
 
 

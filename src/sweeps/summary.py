@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import traceback
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from src.atomic import read_json, write_csv, write_json, write_text
 from src.utils import user_facing_cause
 
 STATUS_FILE = "run_status.json"
@@ -46,14 +46,12 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     if overrides_file.is_file():
         overrides = yaml.safe_load(overrides_file.read_text()) or []
         row["overrides"] = " ".join(o for o in overrides if not o.startswith("hparams_search."))
-    status_file = run_dir / STATUS_FILE
-    status = json.loads(status_file.read_text()) if status_file.is_file() else {}
+    status = read_json(run_dir / STATUS_FILE, {}, expect=dict)
     row["status"] = status.get("status", "unknown (no run_status.json: still running or killed)")
     row["val_score"] = status.get("score")
     row["epochs"] = status.get("epochs")
     row["error"] = status.get("error", "")
-    metrics_file = run_dir / "test_metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    metrics = read_json(run_dir / "test_metrics.json", {}, expect=dict)
     row.update({key: metrics.get(key) for key in TEST_KEYS})
     return row
 
@@ -79,8 +77,8 @@ def summarize(sweep_dir: str | Path, monitor: str = "val/f1_macro") -> pd.DataFr
         frame = pd.DataFrame(columns=["run", "overrides", "status", "val_score", "error"])
     frame = frame.rename(columns={"val_score": f"best {monitor}"})
     frame = frame.sort_values(f"best {monitor}", ascending=False, na_position="last", kind="stable")
-    frame.to_csv(sweep_dir / SUMMARY_CSV, index=False)
-    (sweep_dir / SUMMARY_MD).write_text(to_markdown(frame))
+    write_csv(frame, sweep_dir / SUMMARY_CSV)
+    write_text(sweep_dir / SUMMARY_MD, to_markdown(frame))
     return frame
 
 
@@ -108,13 +106,11 @@ class RunStatusCallback(Callback):
         output_dir = Path(config.hydra.runtime.output_dir)
         status = job_status(job_return)
         status["monitor"] = config.get("monitor")
-        fit_file = output_dir / FIT_SUMMARY_FILE
-        if fit_file.is_file():  # pruned runs: the best score before they were stopped
-            fit = json.loads(fit_file.read_text())
+        fit = read_json(output_dir / FIT_SUMMARY_FILE, None, expect=dict)
+        if fit is not None:  # pruned runs: the best score before they were stopped
             status["epochs"] = fit.get("epochs_run")
             if status["score"] is None and status["status"] == "pruned":
                 status["score"] = fit.get("best_score")
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / STATUS_FILE).write_text(json.dumps(status, indent=2, default=str) + "\n")
+        write_json(output_dir / STATUS_FILE, status)
         if config.hydra.mode is not None and str(config.hydra.mode).endswith("MULTIRUN"):
             summarize(config.hydra.sweep.dir, config.get("monitor") or "val/f1_macro")
