@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path
@@ -12,9 +11,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from src import reports
+from src.atomic import read_json, write_csv, write_json  # write_json: src.train imports it here
 from src.data.schema import phylum_of
 
 TEST_METRICS_FILE = "test_metrics.json"
@@ -24,12 +26,6 @@ REPORT_FILES = (
     "errors.png",
     "learning_curves.png",
 )
-
-
-def write_json(path: Path, payload: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    return path
 
 
 class TestMetricsWriter(pl.Callback):
@@ -47,8 +43,8 @@ class TestMetricsWriter(pl.Callback):
             for key, value in trainer.callback_metrics.items()
             if key.startswith("test/")
         }
-        if variant != "test" and self.path.is_file():
-            metrics = {**json.loads(self.path.read_text()), **metrics}
+        if variant != "test":
+            metrics = {**read_json(self.path, {}, expect=dict), **metrics}
         write_json(self.path, metrics)
 
 
@@ -74,7 +70,7 @@ class TestReportWriter(pl.Callback):
         predictions = probabilities.argmax(1)
         matrix = reports.confusion_matrix(labels, predictions, len(names))
         report = reports.per_class_report(matrix, names, phylum)
-        report.to_csv(self.output_dir / REPORT_FILES[0], index=False)
+        write_csv(report, self.output_dir / REPORT_FILES[0])
         figures = {
             "test/confusion_matrix": reports.plot_confusion_matrix(
                 matrix, names, phylum, self.output_dir / REPORT_FILES[1]
@@ -111,10 +107,12 @@ class TestReportWriter(pl.Callback):
 class RngState(pl.Callback):
     """Saves the random generators with every checkpoint and restores them on resume.
 
-    Lightning builds the first resumed epoch's loader (and prefetches a batch) right after
-    its sanity check, which itself draws random numbers; so the state is put back when the
-    fit starts and again after the sanity check. A resumed run then continues with the same
-    augmentations, dropout masks and shuffles as an uninterrupted one.
+    Loaders draw nothing from these generators (their workers are seeded from the data
+    module's own generator, and augmented copies carry their own seeds), so the state saved
+    after a batch is exactly the state the next training batch starts from. It is put back
+    right before the first training batch of the resumed run, after the sanity check and
+    the loader set-up, whatever they drew: the run then continues with the same dropout
+    masks and draws as an uninterrupted one.
     """
 
     def __init__(self) -> None:
@@ -132,20 +130,10 @@ class RngState(pl.Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         self._pending = checkpoint.get("rng_states")
 
-    def on_fit_start(self, trainer, pl_module) -> None:
-        self._restore(keep=True)
-
-    def on_sanity_check_end(self, trainer, pl_module) -> None:
-        self._restore(keep=False)
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._pending = None
-
-    def _restore(self, keep: bool) -> None:
-        state = self._pending
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        state, self._pending = self._pending, None
         if state is None:
             return
-        self._pending = state if keep else None
         torch.set_rng_state(state["torch"])
         if state["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
@@ -155,11 +143,27 @@ class RngState(pl.Callback):
         random.setstate((version, tuple(internal), gauss))
 
 
+class StopOnSigterm(pl.Callback):
+    """SIGTERM (what a cluster sends before it kills a job): save ``last.ckpt`` at once.
+
+    Lightning stops after the current batch when the process receives SIGTERM; this saves
+    the run's whole state there, so ``ckpt_path=last`` continues from that very batch, and
+    the entry point prints how to resume.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
+        self.path = Path(dirpath) / filename
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
+            trainer.save_checkpoint(self.path)
+
+
 class EpochTimer(pl.Callback):
     """Wall time of each training epoch, split into training, validation and the rest
     (checkpointing, early stopping), and the training images/s of this process.
 
-    Logged as ``time/*`` (TensorBoard, CSV) and written to ``timing.json`` after the fit,
+    Logged as ``time/*`` (TensorBoard, CSV) and written to ``timing.json`` after every epoch,
     so a run tells how long the same schedule would take elsewhere. CUDA is synchronised
     at the epoch and validation boundaries only, which costs nothing measurable.
     """
@@ -219,10 +223,20 @@ class EpochTimer(pl.Callback):
             "train_images_per_s": self._images / train_s if train_s > 0 else 0.0,
         }
         self.epochs.append(epoch)
+        self._write(trainer)  # after every epoch: a killed run keeps its history
         for key in ("epoch_s", "train_s", "val_s", "train_images_per_s"):
             pl_module.log(f"time/{key}", epoch[key], rank_zero_only=True)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        """A resumed run keeps the epochs before its checkpoint; a new one starts afresh."""
+        resumed = trainer.ckpt_path is not None
+        earlier = read_json(self.path, {}).get("epochs", []) if resumed else []
+        self.epochs = [e for e in earlier if e.get("epoch", 1e9) < trainer.current_epoch]
+
     @rank_zero_only
-    def on_fit_end(self, trainer, pl_module) -> None:
+    def _write(self, trainer) -> None:
         payload = {"epochs": self.epochs, "devices": trainer.num_devices}
         write_json(self.path, {**payload, "precision": str(trainer.precision)})
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._write(trainer)

@@ -11,10 +11,18 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from src.atomic import write_csv
 from src.data.cache import CacheSpec, DecodedCache, ensure_cache
 from src.data.dataset import RareSpeciesDataset
-from src.data.images import DEFAULT_MAX_PIXELS, NON_RGB_POLICIES, inspect_images
-from src.data.sampling import OversampleSampler, balanced_class_weights, check_imbalance
+from src.data.images import DEFAULT_MAX_PIXELS, NON_RGB_POLICIES
+from src.data.sampling import (
+    EpochSampler,
+    OversampleSampler,
+    ShuffleSampler,
+    balanced_class_weights,
+    check_imbalance,
+)
+from src.data.scan import CHECKS_FILE, check_images
 from src.data.schema import (
     METADATA_FILE,
     DataFormatError,
@@ -26,7 +34,7 @@ from src.data.schema import (
 from src.data.split import SPLITS, load_or_make_split, write_split
 from src.data.synthetic import ensure_synthetic
 from src.data.transforms import UNIT_RANGE, ImagePipeline, check_variant
-from src.errors import UserFacingError, check_choice
+from src.errors import UserFacingError, check_choice, check_whole_number
 
 log = logging.getLogger(__name__)
 BAD_IMAGE_POLICIES = ("error", "skip")
@@ -81,10 +89,10 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         self.preprocess = check_variant(preprocess)
         check_choice("data.on_bad_image", on_bad_image, BAD_IMAGE_POLICIES)
         check_choice("data.on_non_rgb", on_non_rgb, NON_RGB_POLICIES)
-        self.image_size = image_size
+        self.image_size = check_whole_number("data.image_size", image_size, 1)
         self.randaugment = dict(randaugment or {"num_ops": 2, "magnitude": 9})
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.batch_size = check_whole_number("data.batch_size", batch_size, 1)
+        self.num_workers = check_whole_number("data.num_workers", num_workers, 0)
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.persistent_workers = persistent_workers and num_workers > 0
         self.split_args = dict(split or {})
@@ -185,10 +193,11 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         if not self.unfiltered_test.empty:  # test images the filter removed are tested too
             parts.append(self.unfiltered_test.assign(split="test_full"))
         everything = pd.concat(parts).drop_duplicates("file_path")
-        checks = inspect_images(
+        checks = check_images(
             (self.root / p for p in everything["file_path"]),
             max_pixels=self.max_image_pixels,
             on_non_rgb=self.on_non_rgb,
+            cache_file=(self.cache_dir or self.root) / CHECKS_FILE,
         )
         reasons = pd.Series([c.reason for c in checks], index=everything.index)
         bad = everything[reasons.notna()].assign(reason=reasons[reasons.notna()])
@@ -208,8 +217,7 @@ class RareSpeciesDataModule(pl.LightningDataModule):
                 "data.on_bad_image=skip to leave them out (listed in bad_images.csv)."
             )
         if self.output_dir is not None:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            bad.to_csv(self.output_dir / BAD_IMAGES_FILE, index=False)
+            write_csv(bad, self.output_dir / BAD_IMAGES_FILE)
         log.warning(
             "Skipping %d unusable images (%s); listed in %s.",
             len(bad),
@@ -283,8 +291,11 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         """With data.augment_on=gpu: RandAugment and normalise the batch where it now is."""
         if len(batch) != 3:
             return batch
-        images, labels, augment = batch
-        return self.datasets["train"].pipeline.finish_batch(images, augment), labels
+        images, labels, seeds = batch  # 0: original; otherwise the copy's seed (or a flag)
+        augment = seeds != 0
+        with torch.random.fork_rng(devices=[]):  # this batch's draws follow its copies' seeds
+            torch.manual_seed(int(seeds.long().sum()) % 2**62)
+            return self.datasets["train"].pipeline.finish_batch(images, augment), labels
 
     # ---- imbalance ---------------------------------------------------------------------
     @property
@@ -297,26 +308,42 @@ class RareSpeciesDataModule(pl.LightningDataModule):
     def train_sampler(self) -> OversampleSampler | None:
         if self.imbalance not in ("oversample", "both"):
             return None
-        sampler = OversampleSampler(self.datasets["train"].labels, seed=self.seed)
-        # Lightning builds a resumed run's first loader before it calls set_epoch
-        trainer = getattr(self, "trainer", None)
-        sampler.set_epoch(trainer.current_epoch if trainer is not None else 0)
+        return OversampleSampler(self.datasets["train"].labels, seed=self.seed)
+
+    def epoch_sampler(self, trainer: pl.Trainer | None = None) -> EpochSampler:
+        """The training order: oversampled or shuffled, from (seed, epoch) alone.
+
+        Lightning builds a resumed run's first loader before it calls ``set_epoch``; a run
+        resumed from a checkpoint saved mid-epoch (SIGTERM) skips the batches already done.
+        """
+        sampler = self.train_sampler() or ShuffleSampler(len(self.datasets["train"]), self.seed)
+        trainer = trainer or getattr(self, "trainer", None)
+        if trainer is None:
+            return sampler
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        if progress.is_last_batch:  # restored at the end of an epoch: the next one comes
+            sampler.set_epoch(trainer.current_epoch + 1)
+        else:  # a new run (nothing done), or restored mid-epoch: skip what was done
+            sampler.set_epoch(trainer.current_epoch)
+            sampler.resume(trainer.current_epoch, progress.current.processed * self.batch_size)
         return sampler
 
     # ---- loaders -----------------------------------------------------------------------
-    def _loader(self, name: str, sampler=None, shuffle: bool = False) -> DataLoader:
+    def _loader(self, name: str, sampler=None) -> DataLoader:
         return DataLoader(
             self.datasets[name],
             batch_size=self.batch_size,
             sampler=sampler,
-            shuffle=shuffle and sampler is None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            # workers' seeds come from here, not from the global generator that a resumed
+            # run restores: loaders never shift the model's random numbers
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", sampler=self.train_sampler(), shuffle=True)
+        return self._loader("train", sampler=self.epoch_sampler())
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

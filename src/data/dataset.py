@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import torch
 from torch.utils.data import Dataset
 
 from src.data.cache import DecodedCache
@@ -16,7 +17,8 @@ class RareSpeciesDataset(Dataset):
     """Yields ``(image, label)``; index ``i + len(self)`` is an augmented copy of item ``i``.
 
     The second half of the index space is what :class:`~src.data.sampling.OversampleSampler`
-    draws from; plain samplers only ever ask for ``0 .. len(self) - 1``.
+    draws from, each copy with its own augmentation seed; plain samplers only ever ask for
+    ``0 .. len(self) - 1``.
     """
 
     def __init__(
@@ -58,8 +60,23 @@ class RareSpeciesDataset(Dataset):
         )
 
     def __getitem__(self, index: int):
-        """``(image, label)``; with ``defer`` ``(uint8 image, label, augment flag)``."""
+        """``(image, label)``; with ``defer`` ``(uint8 image, label, augment)``, where
+        ``augment`` is 0 for an original and the copy's (odd, so non-zero) seed otherwise."""
         item, augmented = index % len(self), index >= len(self)
+        seed = augmentation_seed(index) if augmented else 0
         if self.defer:  # augmentation and normalisation happen on the batch's device
-            return self.pipeline.to_uint8(self.load(item)), self.labels[item], augmented
-        return self.pipeline(self.load(item), augment=augmented), self.labels[item]
+            return self.pipeline.to_uint8(self.load(item)), self.labels[item], seed | augmented
+        if not augmented:
+            return self.pipeline(self.load(item)), self.labels[item]
+        with torch.random.fork_rng(devices=[]):  # the copy's own draw, whatever process runs it
+            torch.manual_seed(seed)
+            return self.pipeline(self.load(item), augment=True), self.labels[item]
+
+
+def augmentation_seed(index: int) -> int:
+    """The seed a sampler gave this augmented copy (:class:`~src.data.sampling.Draw`).
+
+    A plain index (no sampler seed) takes one from the process's generator, as before.
+    """
+    seed = getattr(index, "seed", None)
+    return int(seed) if seed is not None else int(torch.randint(2**62, ()))

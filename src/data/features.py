@@ -94,11 +94,19 @@ class FeatureDataModule(pl.LightningDataModule):
             ", ".join(f"{k} {len(v):,}" for k, v in self.features.items()),
         )
 
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.features[name], batch_size=self.images.batch_size, shuffle=shuffle)
+    def _loader(self, name: str, sampler=None) -> DataLoader:
+        # as the image loaders: no draws from the global generator (see RareSpeciesDataModule)
+        generator = torch.Generator().manual_seed(self.images.seed)
+        return DataLoader(
+            self.features[name],
+            batch_size=self.images.batch_size,
+            sampler=sampler,
+            generator=generator,
+        )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        # the image path's order, epoch by epoch (and where a resumed epoch starts)
+        return self._loader("train", sampler=self.images.epoch_sampler(self.trainer))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
