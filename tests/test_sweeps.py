@@ -195,6 +195,8 @@ def test_study_killed_mid_trial_retries_it_and_ends_with_n_trials(tmp_path):
     killed, retry = trials[1], trials[2]
     assert killed.state.name == "FAIL" and retry.params == killed.params
     assert retry.system_attrs["failed_trial"] == 1
+    summary = pd.read_csv(sweep / "summary.csv").set_index("run")
+    assert "worker died" in summary.loc["trial_1", "error"]
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 3 and len(set(points(finished))) == 3
 
@@ -227,3 +229,55 @@ def test_search_space_syntax():
         search_space({"x": {"type": "uniform"}})
     with pytest.raises(ConfigError, match="empty"):
         search_space({})
+
+
+def fake_run(sweep: Path, name: str, override: str, files: dict[str, str]) -> Path:
+    """A run folder as a sweep leaves it, with the given files (possibly empty or broken)."""
+    run_dir = sweep / name
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(f"- {override}\n")
+    for file_name, content in files.items():
+        (run_dir / file_name).write_text(content)
+    return run_dir
+
+
+def test_summary_survives_empty_and_broken_json_files(tmp_path):
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from src.sweeps.summary import RunStatusCallback
+
+    sweep = tmp_path / "sweep"
+    fake_run(
+        sweep,
+        "0",
+        "model.optimizer.lr=0.001",
+        {
+            "run_status.json": '{"status": "completed", "score": 0.5}',
+            "test_metrics.json": '{"test/f1_macro": 0.4}',
+        },
+    )
+    # killed while writing (before files were written whole): an empty status, broken metrics
+    fake_run(
+        sweep,
+        "1",
+        "model.optimizer.lr=0.003",
+        {"run_status.json": "", "test_metrics.json": '{"test/f1'},
+    )
+    result = run_module(tmp_path, "src.report", str(sweep), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 runs" in result.stdout and "model.optimizer.lr=0.003" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("Ignoring") == 2 and "run_status.json" in result.stderr
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary["status"].str.startswith("unknown").sum() == 1
+
+    # a job whose fit summary is broken still records its status
+    run_dir = fake_run(sweep, "2", "model.optimizer.lr=0.01", {"fit_summary.json": "{"})
+    config = OmegaConf.create(
+        {"hydra": {"runtime": {"output_dir": str(run_dir)}, "mode": "RUN"}, "monitor": "val/acc"}
+    )
+    done = JobReturn(status=JobStatus.COMPLETED, _return_value=0.25)
+    RunStatusCallback().on_job_end(config, done)
+    status = yaml.safe_load((run_dir / "run_status.json").read_text())
+    assert status["status"] == "completed" and status["score"] == 0.25

@@ -2,7 +2,7 @@
 
 - Storage URLs: ``sqlite:///file.db`` and ``postgresql://...`` go to Optuna's RDB storage with
   heartbeats (a trial whose worker stops beating for ``grace_period`` seconds becomes FAIL and
-  is retried once with the same parameters, by Optuna's ``RetryFailedTrialCallback``);
+  is retried once with the same parameters, by Optuna's retry callback);
   ``journal:///file.log`` is a journal file, which has no heartbeats in Optuna, so the same
   behaviour is kept here with a ``heartbeat`` system attribute on the trial.
 - Every claimed trial records its worker (host and process id): a trial whose worker process
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RetryFailedTrialCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
 from optuna.trial import FrozenTrial, TrialState
 
 from src.errors import ConfigError
@@ -76,7 +76,7 @@ def make_storage(
             storage,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
-            heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=MAX_RETRY)
+            heartbeat_stale_trial_callback=Retry(max_retry=MAX_RETRY)
             if heartbeat_interval
             else None,
         )
@@ -173,7 +173,7 @@ def reap_dead_trials(study: optuna.Study, grace_period: float) -> list[int]:
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first
-        RetryFailedTrialCallback(max_retry=MAX_RETRY)(study, storage.get_trial(trial._trial_id))
+        Retry(max_retry=MAX_RETRY)(study, storage.get_trial(trial._trial_id))
         reaped.append(trial.number)
     if reaped:
         log.warning("Trial(s) %s lost their worker: marked failed and queued again.", reaped)

@@ -13,12 +13,12 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from src.atomic import write_text
-from src.errors import ConfigError, check_choice
+from src.atomic import write_json, write_text
+from src.errors import ConfigError, StoppedBySignal, check_choice
 from src.sweeps import storage as stores
 from src.sweeps.distinct import DistinctSampler, worker_seed
 from src.sweeps.space import as_override, search_space
-from src.sweeps.summary import summarize
+from src.sweeps.summary import STATUS_FILE, summarize
 
 log = logging.getLogger(__name__)
 SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
@@ -105,7 +105,8 @@ class StudyRunner:
     def _next_trial(self, study: optuna.Study) -> optuna.trial.Trial | None | bool:
         """A claimed trial; None when the study is done; False to wait for others' trials."""
         with stores.asking_lock(self.storage_url, self.study_name):
-            stores.reap_dead_trials(study, self.grace_period)
+            for number in stores.reap_dead_trials(study, self.grace_period):
+                self._record_lost(number)
             trials = study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)
             if waiting or stores.counted(trials) < self.n_trials:
@@ -114,6 +115,20 @@ class StudyRunner:
                 stores.claim(study, trial)
                 return trial
             return False if any(t.state == TrialState.RUNNING for t in trials) else None
+
+    def _record_lost(self, number: int) -> None:
+        """The lost trial's row in the summary says what happened to it."""
+        folder = self.sweep_dir / f"trial_{number}"
+        if folder.is_dir():
+            write_json(
+                folder / STATUS_FILE,
+                {
+                    "status": "failed",
+                    "score": None,
+                    "error": "its worker died (killed, or no heartbeat); "
+                    "queued again with the same parameters",
+                },
+            )
 
     def overrides(self, arguments: Sequence[str], trial: optuna.trial.Trial) -> list[str]:
         sampled = [as_override(key, value) for key, value in trial.params.items()]
@@ -133,10 +148,24 @@ class StudyRunner:
                 continue
             with stores.heartbeat(study, trial, self.heartbeat_interval):
                 completed, value = launch(self.overrides(arguments, trial), trial.number)
+            if isinstance(value, StoppedBySignal):  # the cluster wants this process to stop
+                self._requeue(study, trial)
+                summarize(self.sweep_dir, self.monitor)
+                raise StoppedBySignal(
+                    f"Study {self.study_name} stopped by SIGTERM during trial {trial.number}, "
+                    "which is queued to run again: rerun the same command to continue."
+                )
             self._tell(study, trial, completed, value)
         summarize(self.sweep_dir, self.monitor)
         write_best(study, self.sweep_dir)
         return study
+
+    @staticmethod
+    def _requeue(study: optuna.Study, trial: optuna.trial.Trial) -> None:
+        """FAIL the interrupted trial and queue it again with the same parameters."""
+        study.tell(trial, state=TrialState.FAIL)
+        frozen = study._storage.get_trial(trial._trial_id)
+        stores.Retry(max_retry=stores.MAX_RETRY)(study, frozen)
 
     @staticmethod
     def _tell(study: optuna.Study, trial: optuna.trial.Trial, completed: bool, value) -> None:
