@@ -56,7 +56,7 @@ if [ "$DEVICE" = cuda ]; then
   EPOCH=(--image-size 224 --batch-size 128 --model convnext --overrides model.channels_last=true)
   FEATURES=(--images 2048 --batch-size 256 --image-size 224 --backbone convnext_base)
   # the epoch bench's 11,983 synthetic images are written on the CPUs meanwhile
-  "$PY" -c "from src.bench import full_synthetic_root as f; print(f())" \
+  "$PY" -c "from src.benchmarks.epoch import full_synthetic_root as f; print(f())" \
     >"$scratch/synthetic.txt" 2>&1 &
   writer=$!
   step 180 "GPU-marked tests" "$PY" -m pytest -m gpu -q -p no:cacheprovider \

@@ -14,11 +14,11 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.callbacks import TestMetricsWriter, TestReportWriter
 from src.errors import UserFacingError
+from src.evaluation.testing import run_tests
+from src.evaluation.writers import TestMetricsWriter, TestReportWriter
 from src.models.classifier import load_classifier
-from src.train import run_tests
-from src.utils import register_resolvers, run_cli
+from src.runs.cli import register_resolvers, run_cli
 
 log = logging.getLogger(__name__)
 register_resolvers()

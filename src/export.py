@@ -17,10 +17,10 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from src.atomic import write_text, write_with
 from src.errors import UserFacingError, check_choice
 from src.models.classifier import SpeciesClassifier, load_classifier
-from src.utils import register_resolvers, run_cli
+from src.runs.cli import register_resolvers, run_cli
+from src.runs.files import write_text, write_with
 
 log = logging.getLogger(__name__)
 register_resolvers()

@@ -15,10 +15,8 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from src.atomic import write_csv
 from src.data.schema import COLUMNS
-from src.utils import register_resolvers, run_cli
-from src.zeroshot import (
+from src.models.zeroshot import (
     FILTERED_INDEX,
     SCORES_FILE,
     ClipSpec,
@@ -31,6 +29,8 @@ from src.zeroshot import (
     scores_frame,
     store_scores,
 )
+from src.runs.cli import register_resolvers, run_cli
+from src.runs.files import write_csv
 
 log = logging.getLogger(__name__)
 register_resolvers()

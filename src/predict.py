@@ -18,13 +18,13 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from src.atomic import write_csv
 from src.data.images import DEFAULT_MAX_PIXELS, BadImageError, load_rgb
 from src.data.schema import phylum_of, read_reference_index
 from src.data.transforms import ImagePipeline
 from src.errors import UserFacingError
 from src.models.classifier import SpeciesClassifier, load_classifier
-from src.utils import register_resolvers, run_cli
+from src.runs.cli import register_resolvers, run_cli
+from src.runs.files import write_csv
 
 log = logging.getLogger(__name__)
 register_resolvers()

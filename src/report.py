@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from src.errors import UserFacingError
+from src.models.metrics import MONITOR
 from src.sweeps.summary import SUMMARY_CSV, SUMMARY_MD, summarize
 
 
@@ -15,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
         description="Write summary.csv and summary.md for a multirun or Optuna sweep folder.",
     )
     parser.add_argument("sweep_dir", type=Path, help="e.g. outputs/train/multirun/<date>_<time>")
-    parser.add_argument("--monitor", default="val/f1_macro", help="metric the runs optimised")
+    parser.add_argument("--monitor", default=MONITOR, help="metric the runs optimised")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.exit(1, f"error: {args.sweep_dir} is not a folder.\n")

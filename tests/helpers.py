@@ -12,13 +12,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).parents[1]
-# a tiny synthetic data set for end-to-end runs
-TINY_DATA = [
-    "data=synthetic",
-    "data.synthetic.scale=tiny",
-    "data.synthetic.sizes=[40,56]",
-    "data.num_workers=0",
-]
+# conf/debug/tiny.yaml: tiny synthetic data, no loader workers, no progress bar
+TINY_DATA = ["debug=tiny"]
 
 
 def compose_config(config_name: str, *overrides: str, hydra: bool = False) -> DictConfig:
@@ -114,3 +109,12 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1, result.stderr[-3000:]
     return lines[0]
+
+
+def tiny_datamodule(root, tmp_path, **kwargs):
+    """A data module over ``root`` at 32 px, no loader workers, writing into ``tmp_path``."""
+    from src.data.datamodule import RareSpeciesDataModule
+
+    return RareSpeciesDataModule(
+        root=str(root), image_size=32, num_workers=0, output_dir=str(tmp_path / "run"), **kwargs
+    )

@@ -8,10 +8,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from src.atomic import TEMP_SUFFIX, OutputError
-from src.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint
-from src.utils import register_resolvers
-from tests.helpers import compose_config
+from src.models.classifier import load_classifier
+from src.runs.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from src.runs.cli import register_resolvers
+from src.runs.files import TEMP_SUFFIX, OutputError
+from tests.helpers import compose_config, one_error_line, run_module
 
 
 def checkpoint(step: int) -> dict:
@@ -90,3 +91,32 @@ def test_pickled_code_is_refused_for_safety_without_suggesting_to_load_it(tmp_pa
 def test_a_missing_checkpoint_names_the_setting(tmp_path):
     with pytest.raises(CheckpointError, match=r"ckpt_path=.*missing.ckpt does not exist"):
         read_checkpoint(tmp_path / "missing.ckpt")
+
+
+@pytest.mark.parametrize(
+    "module, kind, says",
+    [
+        ("src.predict", "unsafe", "was refused for safety"),
+        ("src.export", "empty", "is empty (0 bytes)"),
+        ("src.export", "garbage", "is not a readable checkpoint"),
+    ],
+)
+def test_an_unusable_checkpoint_is_one_sentence(tiny_source, tmp_path, module, kind, says):
+    path = tmp_path / "model.ckpt"
+    if kind == "unsafe":  # loading it would unpickle (run) arbitrary code
+        torch.save({"state_dict": {}, "args": argparse.Namespace(lr=0.1)}, path)
+    else:
+        path.write_bytes(b"" if kind == "empty" else b"not a checkpoint\n" * 64)
+    extra = [f"inputs={tiny_source}"] if module == "src.predict" else []
+    result = run_module(
+        tmp_path, module, f"ckpt_path={path}", f"hydra.run.dir={tmp_path / 'run'}", *extra
+    )
+    assert says in one_error_line(result)
+    assert "weights_only" not in result.stdout + result.stderr  # never advise unpickling it
+
+
+def test_a_state_dict_is_not_taken_for_a_classifier(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not a checkpoint of this project's classifier"):
+        load_classifier(path)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from src.data.datamodule import RareSpeciesDataModule
-from src.zeroshot import (
+from src.models.zeroshot import (
     ClipSpec,
     cache_key,
     decide,
@@ -147,7 +147,8 @@ def filter_in_process(tmp_path, clip_configs, monkeypatch, threshold: float) -> 
 
 def test_offline_openai_weights_fail_in_one_sentence():
     code = (
-        "from src.zeroshot import ClipSpec, load_clip\nload_clip(ClipSpec('ViT-B-16', 'openai'))\n"
+        "from src.models.zeroshot import ClipSpec, load_clip\n"
+        "load_clip(ClipSpec('ViT-B-16', 'openai'))\n"
     )
     result = run_offline(code)
     assert result.returncode != 0
@@ -204,8 +205,7 @@ def test_a_family_without_training_images_is_named(tiny_root, tmp_path, caplog):
 
 
 def test_training_on_filtered_data_reports_both_test_sets(tmp_path):
-    from src.data.synthetic import ensure_synthetic
-    from src.utils import synthetic_dir_name
+    from src.data.synthetic import ensure_synthetic, synthetic_dir_name
 
     root = ensure_synthetic(
         tmp_path / "cache" / synthetic_dir_name("tiny", 0, [40, 56]), scale="tiny", sizes=(40, 56)
@@ -236,7 +236,7 @@ def test_training_on_filtered_data_reports_both_test_sets(tmp_path):
 
 @pytest.mark.parametrize("content", ["", "p_animal\n0.5\n"])  # empty; no "unreadable" column
 def test_a_broken_score_cache_is_scored_again(tmp_path, caplog, content):
-    from src.zeroshot import CACHE_DIR, cached_scores, store_scores
+    from src.models.zeroshot import CACHE_DIR, cached_scores, store_scores
 
     (tmp_path / CACHE_DIR).mkdir()
     (tmp_path / CACHE_DIR / "k.csv").write_text(content)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.loggers import HistoryCSVLogger, kept_rows
+from src.runs.loggers import HistoryCSVLogger, kept_rows
 
 
 def log(logger: HistoryCSVLogger, rows: list[dict]) -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.models.classifier import SpeciesClassifier
-from src.utils import auto_precision
+from src.runs.precision import auto_precision
 from tests.helpers import resnet18_classifier
 
 NAMES = [f"c{i}" for i in range(4)]

@@ -14,7 +14,8 @@ import pytest
 
 from tests.helpers import ROOT, cache_env, run_module
 
-# data.num_workers stays at its default (2 persistent workers): resume must hold there
+# not debug=tiny: data.num_workers stays at its default (2 persistent workers), where
+# resume must hold
 ARGS = [
     "data.synthetic.scale=tiny",
     "data.synthetic.sizes=[40,56]",
@@ -103,9 +104,14 @@ def test_sigterm_saves_at_once_says_how_to_resume_and_resumes_exactly(uninterrup
     message = stopped.stderr.read()
     assert stopped.returncode == 1 and "Traceback" not in message
     assert "Stopped by SIGTERM" in message and f"hydra.run.dir={run_dir} ckpt_path=last" in message
+    started = time.monotonic()
     resumed = train(tmp, run_dir, "ckpt_path=last")
+    took = time.monotonic() - started
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert metrics(run_dir) == metrics(first)
+    timing = json.loads((run_dir / "timing.json").read_text())["epochs"]
+    assert [e["epoch"] for e in timing] == [0, 1, 2]
+    assert all(0 < e["epoch_s"] < took for e in timing[1:])  # counted by the resumed run
     val = history(run_dir).dropna(subset=["val/f1_macro"])
     assert (
         val["val/f1_macro"].tolist()

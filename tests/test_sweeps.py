@@ -15,16 +15,9 @@ import yaml
 
 from src.errors import ConfigError
 from src.sweeps.space import search_space
-from tests.helpers import ROOT, cache_env, run_module
+from tests.helpers import ROOT, TINY_DATA, cache_env, run_module
 
-TINY = [
-    "data.synthetic.scale=tiny",
-    "data.synthetic.sizes=[40,56]",
-    "data.image_size=32",
-    "data.num_workers=0",
-    "trainer.enable_progress_bar=false",
-    "logger=none",
-]
+TINY = [*TINY_DATA, "logger=none"]
 # lr 100 is a clearly bad setting: Hyperband stops such trials early
 SEARCH = [
     "hparams_search=baseline_hyperband",

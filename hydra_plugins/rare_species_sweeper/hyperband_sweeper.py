@@ -54,7 +54,7 @@ class HyperbandSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from src.atomic import write_with  # the project's code, imported late
+        from src.runs.files import write_with  # the project's code, imported late
         from src.sweeps.study import StudyRunner
 
         settings = self.config.get("hparams_search")
@@ -63,11 +63,9 @@ class HyperbandSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_with(sweep_dir / "multirun.yaml", lambda path: OmegaConf.save(self.config, path))
-        runner = StudyRunner(
-            OmegaConf.to_container(settings, resolve=True),
-            sweep_dir,
-            monitor=self.config.get("monitor", "val/f1_macro"),
-        )
+        runner = StudyRunner(OmegaConf.to_container(settings, resolve=True), sweep_dir)
+        if self.config.get("monitor"):
+            runner.monitor = self.config.monitor
         return runner.run(arguments, self._launch)
 
     def _launch(self, overrides: Sequence[str], job_index: int):

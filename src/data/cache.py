@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from src.data.images import BadImageError, load_rgb
+from src.data.images import DEFAULT_MAX_PIXELS, BadImageError, load_rgb
 from src.data.transforms import ImagePipeline
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class CacheSpec:
     image_size: int
     interpolation: str = "bilinear"
     fast_decode: bool = True
-    max_pixels: int = 178_956_970
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def folder_name(self) -> str:
         decode = "draft" if self.fast_decode else "full"
@@ -161,7 +161,7 @@ def main() -> None:
     from hydra.utils import instantiate
     from omegaconf import DictConfig
 
-    from src.utils import register_resolvers, run_cli
+    from src.runs.cli import register_resolvers, run_cli
 
     register_resolvers()
 

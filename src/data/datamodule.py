@@ -11,7 +11,6 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from src.atomic import write_csv
 from src.data.cache import CacheSpec, DecodedCache, ensure_cache
 from src.data.dataset import RareSpeciesDataset
 from src.data.images import DEFAULT_MAX_PIXELS, NON_RGB_POLICIES
@@ -33,8 +32,9 @@ from src.data.schema import (
 )
 from src.data.split import SPLITS, load_or_make_split, write_split
 from src.data.synthetic import ensure_synthetic
-from src.data.transforms import UNIT_RANGE, ImagePipeline, check_variant
+from src.data.transforms import RANDAUGMENT, UNIT_RANGE, ImagePipeline, check_variant
 from src.errors import UserFacingError, check_choice, check_whole_number
+from src.runs.files import write_csv
 
 log = logging.getLogger(__name__)
 BAD_IMAGE_POLICIES = ("error", "skip")
@@ -90,7 +90,7 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         check_choice("data.on_bad_image", on_bad_image, BAD_IMAGE_POLICIES)
         check_choice("data.on_non_rgb", on_non_rgb, NON_RGB_POLICIES)
         self.image_size = check_whole_number("data.image_size", image_size, 1)
-        self.randaugment = dict(randaugment or {"num_ops": 2, "magnitude": 9})
+        self.randaugment = dict(randaugment or RANDAUGMENT)
         self.batch_size = check_whole_number("data.batch_size", batch_size, 1)
         self.num_workers = check_whole_number("data.num_workers", num_workers, 0)
         self.pin_memory = pin_memory and torch.cuda.is_available()
@@ -154,8 +154,9 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         return self.output_dir / "split" if self.output_dir else None
 
     def _make_splits(self) -> dict[str, pd.DataFrame]:
-        args = {"seed": 42, "val_fraction": 0.1, "test_fraction": 0.1, **self.split_args}
-        splits = load_or_make_split(self.index, self._split_dir(), target=self.target, **args)
+        splits = load_or_make_split(
+            self.index, self._split_dir(), target=self.target, **self.split_args
+        )
         if self.output_dir and self._split_dir() != self.output_dir / "split":  # copy for the run
             write_split(splits, self.output_dir / "split")
         return self._apply_keep_index(splits) if self.keep_index else splits

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.atomic import OutputError, write_csv
 from src.data.checksums import LICENSES, expected_md5, mismatches, read_licenses
 from src.data.schema import (
     COLUMNS,
@@ -32,6 +31,7 @@ from src.data.schema import (
     read_reference_index,
 )
 from src.errors import UserFacingError, check_choice
+from src.runs.files import OutputError, write_csv
 
 REPO_ID = "imageomics/rare-species"
 CATALOG = Path("metadata") / "rarespecies-catalog.csv"

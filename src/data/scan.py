@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.atomic import OutputError, write_csv
 from src.data import images
 from src.data.images import DEFAULT_MAX_PIXELS, ImageCheck
+from src.runs.files import OutputError, write_csv
 
 log = logging.getLogger(__name__)
 CHECKS_FILE = ".image_checks.csv"

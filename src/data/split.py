@@ -16,15 +16,19 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from src.atomic import write_csv
 from src.data.schema import check_target, read_index
 from src.errors import UserFacingError
+from src.runs.files import write_csv
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 class SplitError(UserFacingError, ValueError):
     """The index cannot be split as asked."""
+
+
+# the original's split: 80/10/10 in two stratified stages, random_state 42
+SEED, VAL_FRACTION, TEST_FRACTION = 42, 0.1, 0.1
 
 
 def min_class_size(val_fraction: float, test_fraction: float) -> int:
@@ -50,9 +54,9 @@ def _check_class_sizes(frame: pd.DataFrame, target: str, minimum: int) -> None:
 def stratified_split(
     frame: pd.DataFrame,
     target: str = "family",
-    seed: int = 42,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
+    seed: int = SEED,
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
 ) -> dict[str, pd.DataFrame]:
     """Split ``frame`` into train/val/test, stratified on ``target``; rows keep their order."""
     check_target(target)
@@ -140,9 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("metadata", type=Path, help="path to metadata.csv")
     parser.add_argument("--out", type=Path, required=True, help="folder for train/val/test.csv")
     parser.add_argument("--target", default="family", help="column to stratify on")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--test-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
+    parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     args = parser.parse_args(argv)
     try:
         splits = stratified_split(

@@ -26,9 +26,9 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from src.atomic import write_csv
 from src.data.schema import COLUMNS, METADATA_FILE, read_reference_index
 from src.errors import UserFacingError, check_choice
+from src.runs.files import write_csv
 
 SCALES = {"full": None, "small": 24, "tiny": 6}  # number of families; None: all 202
 DEFAULT_SIZES = {"full": (256, 512), "small": (80, 128), "tiny": (48, 64)}
@@ -44,6 +44,16 @@ class SyntheticDataError(UserFacingError, FileExistsError):
 
 
 PHYLUM_SHAPES = {"chordata": 0, "arthropoda": 1, "cnidaria": 2, "mollusca": 3, "echinodermata": 4}
+
+
+def synthetic_dir_name(scale: str, seed: int, sizes=None, outlier_fraction: float = 0.15) -> str:
+    """A cache folder name per synthetic data set, so different settings never collide."""
+    name = f"synthetic-{scale}-seed{seed}"
+    if sizes:
+        name += f"-{sizes[0]}to{sizes[1]}px"
+    if outlier_fraction != 0.15:
+        name += f"-outliers{outlier_fraction:g}"
+    return name
 
 
 def select_rows(scale: str) -> pd.DataFrame:

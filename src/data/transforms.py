@@ -35,6 +35,9 @@ INTERPOLATIONS = {
 # The baseline CNN rescales to [0, 1], as the original did.
 UNIT_RANGE = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "interpolation": "bilinear"}
 
+# RandAugment of the oversampled copies, as the original used it
+RANDAUGMENT = {"num_ops": 2, "magnitude": 9}
+
 
 def check_variant(variant: str) -> str:
     return check_choice("data.preprocess", variant, PREPROCESS_VARIANTS)
@@ -64,7 +67,7 @@ class ImagePipeline:
     mean: Sequence[float] = UNIT_RANGE["mean"]
     std: Sequence[float] = UNIT_RANGE["std"]
     interpolation: str = "bilinear"
-    randaugment: dict = field(default_factory=lambda: {"num_ops": 2, "magnitude": 9})
+    randaugment: dict = field(default_factory=lambda: dict(RANDAUGMENT))
 
     def __post_init__(self) -> None:
         check_variant(self.variant)

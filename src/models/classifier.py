@@ -12,10 +12,10 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from src.checkpoints import CheckpointError, read_checkpoint
 from src.data.transforms import UNIT_RANGE
-from src.models.metrics import build_metrics
+from src.models.metrics import MONITOR, build_metrics
 from src.models.optim import build_optimizer, build_scheduler
+from src.runs.checkpoints import CheckpointError, read_checkpoint
 
 
 def _plain(value: Any) -> Any:
@@ -41,7 +41,7 @@ class SpeciesClassifier(pl.LightningModule):
         scheduler: dict | None = None,
         label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
-        monitor: str = "val/f1_macro",
+        monitor: str = MONITOR,
         backbone_lr_mult: float | None = None,
         channels_last: bool = False,
         compile: bool = False,
@@ -108,6 +108,10 @@ class SpeciesClassifier(pl.LightningModule):
     # puts the model in train mode at the start of fit and, after validation, restores the
     # per-module flags without calling .train(); so the flags are set again at these two
     # points (not every batch: walking ~400 modules per step costs milliseconds on a GPU).
+    def on_train_start(self) -> None:
+        # a run resumed mid-epoch (SIGTERM) gets no on_train_epoch_start for that epoch
+        self._keep_frozen_in_eval()
+
     def on_train_epoch_start(self) -> None:
         self._keep_frozen_in_eval()
 

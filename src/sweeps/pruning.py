@@ -9,6 +9,8 @@ from __future__ import annotations
 import optuna
 import pytorch_lightning as pl
 
+from src.models.metrics import MONITOR
+
 
 def load_trial(storage: str, study_name: str, number: int) -> optuna.trial.Trial:
     """The running trial ``number`` of a stored study, as the launching sweeper created it."""
@@ -24,7 +26,7 @@ def load_trial(storage: str, study_name: str, number: int) -> optuna.trial.Trial
 class OptunaPruning(pl.Callback):
     """After every validation epoch: ``trial.report(metric, epoch)``; stop if told to prune."""
 
-    def __init__(self, trial: optuna.trial.Trial, monitor: str = "val/f1_macro") -> None:
+    def __init__(self, trial: optuna.trial.Trial, monitor: str = MONITOR) -> None:
         self.trial = trial
         self.monitor = monitor
         self.pruned_at: int | None = None

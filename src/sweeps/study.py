@@ -13,8 +13,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from src.atomic import write_json, write_text
 from src.errors import ConfigError, StoppedBySignal, check_choice
+from src.models.metrics import MONITOR
+from src.runs.files import write_json, write_text
 from src.sweeps import storage as stores
 from src.sweeps.distinct import DistinctSampler, worker_seed
 from src.sweeps.space import as_override, search_space
@@ -61,9 +62,7 @@ class StudyRunner:
     trial is finished, so a study never ends with a trial stuck in RUNNING.
     """
 
-    def __init__(
-        self, settings: dict[str, Any], sweep_dir: Path, monitor: str = "val/f1_macro"
-    ) -> None:
+    def __init__(self, settings: dict[str, Any], sweep_dir: Path, monitor: str = MONITOR) -> None:
         self.sweep_dir = sweep_dir
         self.monitor = monitor
         self.study_name = settings["study_name"]

@@ -12,20 +12,13 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.atomic import read_json, write_csv, write_json, write_text
-from src.utils import user_facing_cause
+from src.models.metrics import MONITOR, TEST_KEYS
+from src.runs.cli import user_facing_cause
+from src.runs.files import read_json, write_csv, write_json, write_text
 
 STATUS_FILE = "run_status.json"
 FIT_SUMMARY_FILE = "fit_summary.json"  # written by src.train
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
-TEST_KEYS = (
-    "test/acc",
-    "test/f1_macro",
-    "test/precision_macro",
-    "test/recall_macro",
-    "test/auroc",
-    "test/top5_acc",
-)
 
 
 def job_status(job_return: JobReturn) -> dict[str, Any]:
@@ -63,7 +56,7 @@ def run_dirs(sweep_dir: Path) -> list[Path]:
     )
 
 
-def summarize(sweep_dir: str | Path, monitor: str = "val/f1_macro") -> pd.DataFrame:
+def summarize(sweep_dir: str | Path, monitor: str = MONITOR) -> pd.DataFrame:
     """Write summary.csv and summary.md in ``sweep_dir``; best first, failures last."""
     sweep_dir = Path(sweep_dir)
     rows = [read_run(d) for d in run_dirs(sweep_dir)]
@@ -113,4 +106,4 @@ class RunStatusCallback(Callback):
                 status["score"] = fit.get("best_score")
         write_json(output_dir / STATUS_FILE, status)
         if config.hydra.mode is not None and str(config.hydra.mode).endswith("MULTIRUN"):
-            summarize(config.hydra.sweep.dir, config.get("monitor") or "val/f1_macro")
+            summarize(config.hydra.sweep.dir, config.get("monitor") or MONITOR)

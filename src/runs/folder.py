@@ -2,7 +2,7 @@
 writes into it.
 
 Hydra creates the folder and writes its config files and log there before the task
-starts, so outside :func:`src.utils.run_cli`: a read-only, full or misplaced folder would
+starts, so outside :func:`src.runs.cli.run_cli`: a read-only, full or misplaced folder would
 end in Hydra's traceback. This callback (``conf/hydra/default.yaml``) tries first and ends
 such a run in one sentence.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.atomic import output_error
+from src.runs.files import output_error
 
 # about what Hydra writes before the task: three config files and the start of the log
 PROBE_BYTES = 64 * 1024

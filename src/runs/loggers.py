@@ -19,7 +19,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
-from src.atomic import write_with
+from src.runs.files import write_with
 
 
 def _number(value: Any) -> float | None:

@@ -12,7 +12,8 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from src.atomic import (
+from src.runs.cli import run_cli
+from src.runs.files import (
     TEMP_SUFFIX,
     OutputError,
     output_error_behind,
@@ -23,7 +24,6 @@ from src.atomic import (
     write_text,
     write_with,
 )
-from src.utils import run_cli
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -92,13 +92,13 @@ def test_writes_land_whole_in_the_format_of_their_suffix(tmp_path):
 def test_read_json_returns_the_default_with_one_warning(tmp_path, caplog, content):
     path = tmp_path / "run_status.json"
     path.write_bytes(content)
-    with caplog.at_level(logging.WARNING, logger="src.atomic"):
+    with caplog.at_level(logging.WARNING, logger="src.runs.files"):
         assert read_json(path, {"status": "?"}, expect=dict) == {"status": "?"}
     assert len(caplog.records) == 1 and str(path) in caplog.records[0].getMessage()
 
 
 def test_read_json_of_a_missing_file_is_the_default_quietly(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="src.atomic"):
+    with caplog.at_level(logging.WARNING, logger="src.runs.files"):
         assert read_json(tmp_path / "missing.json", {}) == {}
     assert caplog.records == []
 

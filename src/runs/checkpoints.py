@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from src.atomic import write_with
 from src.errors import UserFacingError
+from src.runs.files import write_with
 
 AGAIN = "use another checkpoint, or train again"
 

@@ -21,9 +21,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from src.atomic import write_csv, write_with
-from src.data.images import BadImageError, load_rgb
+from src.data.images import DEFAULT_MAX_PIXELS, BadImageError, load_rgb
 from src.errors import UserFacingError
+from src.runs.files import write_csv, write_with
 
 log = logging.getLogger(__name__)
 SCORES_FILE = "clip_scores.csv"
@@ -128,7 +128,7 @@ def score(
     prompts: Sequence[str],
     batch_size: int = 64,
     num_workers: int = 2,
-    max_pixels: int = 178_956_970,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     device: str | None = None,
     progress: bool = True,
 ) -> tuple[np.ndarray, list[str]]:

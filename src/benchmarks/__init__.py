@@ -1,0 +1,1 @@
+"""Benchmarks: each measures one thing and returns rows of numbers (they assert nothing)."""

@@ -1,0 +1,1 @@
+"""What a test leaves behind: metrics files, per-class tables and figures."""

@@ -1,0 +1,60 @@
+"""What every entry point shares: config resolvers, and a runner that turns bad input into
+one line instead of a traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.data.synthetic import synthetic_dir_name
+from src.errors import UserFacingError
+from src.runs.files import output_error_behind
+from src.runs.precision import auto_precision
+
+log = logging.getLogger(__name__)
+
+
+def register_resolvers() -> None:
+    for name, function in (
+        ("auto_precision", auto_precision),
+        ("synthetic_dir", synthetic_dir_name),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
+
+
+def run_cli(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """Run an entry point's task; bad data or options end in one line, not a traceback."""
+    try:
+        return task(cfg)
+    except Exception as err:
+        cause = user_facing_cause(err)
+        if cause is None or in_multirun():
+            raise  # a sweep records the failure and goes on with the next job
+        log.error("%s", cause)
+        print(f"error: {cause}", file=sys.stderr)
+        sys.exit(1)
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def user_facing_cause(err: BaseException) -> UserFacingError | None:
+    """The UserFacingError behind ``err`` (Hydra wraps errors raised while instantiating);
+    else the OutputError sentence for a full or read-only disk met by any library."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserFacingError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return output_error_behind(err)

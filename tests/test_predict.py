@@ -1,0 +1,64 @@
+"""python -m src.predict: a folder or a CSV of photos, unreadable files listed, not fatal."""
+
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+from src.models.classifier import load_classifier
+from tests.helpers import run_module
+
+
+def photos(tiny_source: Path, folder: Path) -> Path:
+    """Real images in sub-folders, a corrupt one, a text file named .jpg and a huge one."""
+    frame = pd.read_csv(tiny_source / "metadata.csv").head(5)
+    for rel in frame["file_path"]:
+        target = folder / "field" / Path(rel).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((tiny_source / rel).read_bytes())
+    (folder / "corrupt.jpg").write_bytes((tiny_source / frame["file_path"][0]).read_bytes()[:200])
+    (folder / "notes.jpg").write_text("not a photo")
+    Image.new("RGB", (400, 300)).save(folder / "huge.png")
+    (folder / "readme.txt").write_text("ignored: not an image suffix")
+    return folder
+
+
+def test_predict_a_folder_and_a_csv(checkpoint, tiny_source, tmp_path):
+    folder = photos(tiny_source, tmp_path / "photos")
+    result = run_module(
+        tmp_path,
+        "src.predict",
+        f"ckpt_path={checkpoint}",
+        f"inputs={folder}",
+        "top_k=3",
+        f"output={tmp_path / 'p.csv'}",
+        "num_workers=0",
+        "max_image_pixels=100000",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert len(table) == 8 and "readme.txt" not in " ".join(table["path"])
+    status = dict(zip(table["path"].map(lambda p: Path(p).name), table["status"]))
+    assert status["corrupt.jpg"] in ("truncated", "not_an_image")
+    assert status["notes.jpg"] == "not_an_image" and status["huge.png"] == "too_large"
+    ok = table[table["status"] == "ok"]
+    assert len(ok) == 5 and {"top1", "p1", "top3", "p3", "phylum", "uncertain"} <= set(table)
+    assert (ok["p1"] >= ok["p2"]).all() and (ok["p2"] >= ok["p3"]).all()
+    assert "5 images" not in result.stdout and "8 images, 3 unreadable" in result.stdout
+    names = load_classifier(checkpoint).class_names
+    assert set(ok["top1"]) <= set(names)
+    listing = tmp_path / "list.csv"
+    pd.DataFrame({"path": [f"photos/field/{p.name}" for p in (folder / "field").iterdir()]}).to_csv(
+        listing, index=False
+    )
+    again = run_module(
+        tmp_path,
+        "src.predict",
+        f"ckpt_path={checkpoint}",
+        f"inputs={listing}",
+        "num_workers=0",
+        f"hydra.run.dir={tmp_path / 'run2'}",
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (pd.read_csv(tmp_path / "run2" / "predictions.csv")["status"] == "ok").sum() == 5

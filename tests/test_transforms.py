@@ -1,0 +1,50 @@
+"""RandAugment on the device: the loader path's pixels, each image its own draws."""
+
+import torch
+
+from tests.helpers import tiny_datamodule as datamodule
+
+
+def test_augmentation_on_the_device_matches_the_loader_path(tiny_root, tmp_path):
+    cpu = datamodule(tiny_root, tmp_path, imbalance="oversample", batch_size=8)
+    gpu = datamodule(tiny_root, tmp_path, imbalance="oversample", batch_size=8, augment_on="gpu")
+    cpu.setup("fit")
+    gpu.setup("fit")
+    images, labels = next(iter(cpu.val_dataloader()))
+    raw = next(iter(gpu.val_dataloader()))
+    assert raw[0].dtype == torch.uint8 and not raw[2].any()
+    finished, same_labels = gpu.on_after_batch_transfer(raw, 0)
+    assert torch.equal(same_labels, labels) and torch.allclose(finished, images, atol=1e-6)
+    train = gpu.datasets["train"]
+    augmented = torch.stack([train[len(train)][0]] * 2)
+    torch.manual_seed(0)
+    out, _ = gpu.on_after_batch_transfer(
+        (augmented, torch.tensor([0, 0]), torch.tensor([True, False])), 0
+    )
+    plain = train.pipeline.normalize(augmented[1])
+    assert torch.allclose(out[1], plain) and not torch.allclose(out[0], plain)
+
+
+def test_batched_randaugment_gives_each_image_its_own_draws():
+    from torchvision.transforms import v2
+
+    from src.data.transforms import apply_randaugment, draw_randaugment
+
+    randaugment = v2.RandAugment(num_ops=2, magnitude=9)
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (24, 3, 20, 20), dtype=torch.uint8)
+    draws = draw_randaugment(randaugment, len(images))
+    batched = apply_randaugment(randaugment, images, draws)
+    one_by_one = torch.cat(
+        [
+            apply_randaugment(
+                randaugment, images[i : i + 1], [(o[i : i + 1], n[i : i + 1]) for o, n in draws]
+            )
+            for i in range(len(images))
+        ]
+    )
+    assert torch.equal(batched, one_by_one)  # grouping changes nothing
+    assert len(torch.unique(draws[0][0])) > 3  # images drew different ops
+    same = images[:1].expand(24, -1, -1, -1)
+    outputs = apply_randaugment(randaugment, same, draw_randaugment(randaugment, 24))
+    assert len({o.numpy().tobytes() for o in outputs}) > 3
