@@ -108,6 +108,8 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1, result.stderr[-3000:]
+    sentence = lines[0][len("error: ") :]
+    assert (result.stdout + result.stderr).count(sentence) == 1, "the error is shown twice"
     return lines[0]
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from src.data.transforms import UNIT_RANGE
 from src.models.metrics import MONITOR, build_metrics
-from src.models.optim import build_optimizer, build_scheduler
+from src.models.optim import build_optimizer, build_scheduler, check_optimizer
 from src.runs.checkpoints import CheckpointError, read_checkpoint
 
 
@@ -49,6 +49,7 @@ class SpeciesClassifier(pl.LightningModule):
     ) -> None:
         super().__init__()
         optimizer, scheduler = _plain(optimizer), _plain(scheduler)
+        check_optimizer(optimizer)
         net_args = {key: _plain(value) for key, value in net_args.items()}
         if class_weights is not None:
             class_weights = [float(w) for w in class_weights]

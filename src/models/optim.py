@@ -29,6 +29,13 @@ def check_learning_rate(lr: object) -> float:
     return float(lr)
 
 
+def check_optimizer(spec: dict | None) -> None:
+    """The optimizer's name and learning rate, checked before any data is read or trained."""
+    spec = spec or {}
+    check_choice("model.optimizer.name", spec.get("name", "adam"), list(OPTIMIZERS))
+    check_learning_rate(spec.get("lr", 1e-3))
+
+
 def build_optimizer(
     params: Iterable, name: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0, **kwargs
 ) -> torch.optim.Optimizer:

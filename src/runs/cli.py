@@ -35,9 +35,17 @@ def run_cli(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         cause = user_facing_cause(err)
         if cause is None or in_multirun():
             raise  # a sweep records the failure and goes on with the next job
-        log.error("%s", cause)
+        log_to_files(cause)
         print(f"error: {cause}", file=sys.stderr)
         sys.exit(1)
+
+
+def log_to_files(cause: Exception) -> None:
+    """The error into the run's log file (train.log) only: the terminal gets one line."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (cause,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def in_multirun() -> bool:
