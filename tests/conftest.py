@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 
 from src.data.datamodule import RareSpeciesDataModule
 from src.data.synthetic import write_synthetic
 from src.models.classifier import SpeciesClassifier
+from tests.helpers import tiny_trainer
 
 
 @pytest.fixture(autouse=True)
@@ -48,14 +48,7 @@ def checkpoint(tiny_source, tmp_path_factory) -> Path:
         root=str(tiny_source), image_size=32, num_workers=0, output_dir=str(tmp / "run")
     )
     model = SpeciesClassifier("src.models.baseline.BaselineCNN", dm.class_names)
-    trainer = pl.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-    )
+    trainer = tiny_trainer()
     trainer.fit(model, datamodule=dm)
     path = tmp / "model.ckpt"
     trainer.save_checkpoint(path)

@@ -120,3 +120,19 @@ def tiny_datamodule(root, tmp_path, **kwargs):
     return RareSpeciesDataModule(
         root=str(root), image_size=32, num_workers=0, output_dir=str(tmp_path / "run"), **kwargs
     )
+
+
+def tiny_trainer(**kwargs):
+    """A Lightning trainer for in-process tests: two train batches, one val batch, no files."""
+    import pytorch_lightning as pl
+
+    settings = {
+        "max_epochs": 1,
+        "limit_train_batches": 2,
+        "limit_val_batches": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        **kwargs,
+    }
+    return pl.Trainer(**settings)

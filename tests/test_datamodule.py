@@ -2,14 +2,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from src.data import images
 from src.data.datamodule import BAD_IMAGES_FILE, RareSpeciesDataModule
 from src.data.schema import DataFormatError
 from src.models.classifier import SpeciesClassifier
-from tests.helpers import damage_jpeg_body, garbage_idat_png, jpeg_with_trailing_bytes, run_module
+from tests.helpers import (
+    damage_jpeg_body,
+    garbage_idat_png,
+    jpeg_with_trailing_bytes,
+    run_module,
+    tiny_trainer,
+)
 
 
 def make(root, tmp_path, **kwargs) -> RareSpeciesDataModule:
@@ -116,13 +121,7 @@ def test_undecodable_images_are_skipped_listed_and_training_completes(tiny_root,
     jpeg_with_trailing_bytes(tiny_root / train[2])  # readable: must stay in
     dm = make(tiny_root, tmp_path, on_bad_image="skip", batch_size=16)
     model = SpeciesClassifier("src.models.baseline.BaselineCNN", dm.class_names)
-    trainer = pl.Trainer(
-        max_epochs=1,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-    )
+    trainer = tiny_trainer(limit_train_batches=None)
     trainer.fit(model, datamodule=dm)  # every training image is read once
     listed = pd.read_csv(tmp_path / "run" / BAD_IMAGES_FILE)
     assert dict(zip(listed["file_path"], listed["reason"])) == {

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.helpers import resnet18_classifier
+from tests.helpers import resnet18_classifier, tiny_trainer
 from tests.helpers import tiny_datamodule as datamodule
 
 
@@ -26,15 +26,7 @@ def test_frozen_layers_stay_in_eval_mode_through_lightning_fit(tiny_root, tmp_pa
         def on_train_batch_end(self, trainer, pl_module, *args):
             self.modes.append(any(m.training for m in frozen))
 
-    trainer = pl.Trainer(
-        max_epochs=2,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        callbacks=[Spy()],
-        enable_progress_bar=False,
-    )
+    trainer = tiny_trainer(max_epochs=2, callbacks=[Spy()])
     trainer.fit(model, datamodule=dm)
     assert Spy.modes and not any(Spy.modes)
     after = model.net.backbone.state_dict()
