@@ -109,10 +109,6 @@ class SpeciesClassifier(pl.LightningModule):
     # puts the model in train mode at the start of fit and, after validation, restores the
     # per-module flags without calling .train(); so the flags are set again at these two
     # points (not every batch: walking ~400 modules per step costs milliseconds on a GPU).
-    def on_train_start(self) -> None:
-        # a run resumed mid-epoch (SIGTERM) gets no on_train_epoch_start for that epoch
-        self._keep_frozen_in_eval()
-
     def on_train_epoch_start(self) -> None:
         self._keep_frozen_in_eval()
 
