@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.synthetic import synthetic_dir_name
 from src.errors import UserFacingError
-from src.runs.files import output_error_behind
+from src.runs.files import error_chain, output_error_behind
 from src.runs.precision import auto_precision
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,5 @@ def in_multirun() -> bool:
 def user_facing_cause(err: BaseException) -> UserFacingError | None:
     """The UserFacingError behind ``err`` (Hydra wraps errors raised while instantiating);
     else the OutputError sentence for a full or read-only disk met by any library."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, UserFacingError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return output_error_behind(err)
+    cause = next((e for e in error_chain(err) if isinstance(e, UserFacingError)), None)
+    return cause or output_error_behind(err)

@@ -60,7 +60,7 @@ def output_error_behind(err: BaseException) -> OutputError | None:
     For errors raised by code that does not write through this module (Lightning's loggers,
     Hydra, libraries), so that they too end in one sentence rather than a traceback.
     """
-    for current in _chain(err):
+    for current in error_chain(err):
         if isinstance(current, OutputError):
             return current
         if not isinstance(current, OSError):
@@ -75,7 +75,7 @@ def output_error_behind(err: BaseException) -> OutputError | None:
     return None
 
 
-def _chain(err: BaseException) -> Iterator[BaseException]:
+def error_chain(err: BaseException) -> Iterator[BaseException]:
     """``err`` and the errors it was raised from or while handling."""
     seen: set[int] = set()
     current: BaseException | None = err
@@ -101,7 +101,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
         _fsync_folder(path.parent)
     except Exception as err:
         # writers in C (torch.save) may raise their own error while handling the OSError
-        cause = next((e for e in _chain(err) if isinstance(e, OSError)), None)
+        cause = next((e for e in error_chain(err) if isinstance(e, OSError)), None)
         if cause is None or isinstance(err, OutputError):
             raise
         raise output_error(path, cause) from err

@@ -23,7 +23,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
@@ -217,11 +216,3 @@ def heartbeat(study: optuna.Study, trial: optuna.trial.Trial, interval: float) -
     finally:
         stop.set()
         thread.join()
-
-
-def describe(trial: FrozenTrial) -> dict[str, Any]:
-    """What a summary says about a trial's worker and retries."""
-    return {
-        "worker": trial.system_attrs.get(WORKER_ATTR),
-        "retry_of": trial.system_attrs.get("failed_trial"),
-    }
