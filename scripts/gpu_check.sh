@@ -67,7 +67,7 @@ if [ "$DEVICE" = cuda ]; then
   tail -2 "$scratch/synthetic.txt" | tee -a "$OUT/gpu_check.log"
 else
   MODEL=(--image-size 64 --batch-size 16 --steps 3 --backbones resnet18)
-  EPOCH=(--image-size 64 --batch-size 16 --model timm --overrides model.backbone=resnet18)
+  EPOCH=(--image-size 64 --batch-size 16 --model timm --overrides model.net.backbone=resnet18)
   EPOCH+=(--root "$("$PY" -c "from src.data.synthetic import ensure_synthetic as e
 print(e('$RARE_SPECIES_CACHE/gpu_check_dry_run', 'tiny', sizes=(120, 160)))")")
   FEATURES=(--images 64 --batch-size 16 --image-size 64 --backbone resnet18)

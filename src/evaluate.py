@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.errors import UserFacingError
 from src.evaluation.testing import run_tests
-from src.evaluation.writers import TestMetricsWriter, TestReportWriter
 from src.models.classifier import load_classifier
 from src.runs.cli import register_resolvers, run_cli
 
@@ -53,20 +52,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         data, {"output_dir": cfg.paths.output_dir, "split_dir": training_split_dir(cfg, run_config)}
     )
     datamodule = instantiate(data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
     if datamodule.class_names != model.class_names:
         raise UserFacingError(
             f"{cfg.ckpt_path} was trained on other classes than {datamodule.root} has; "
             "point data.root at the data it was trained on."
         )
     datamodule.use_data_config(model.data_config)
-    output_dir = cfg.paths.output_dir
-    trainer = instantiate(
-        cfg.trainer,
-        logger=False,
-        callbacks=[TestMetricsWriter(output_dir), TestReportWriter(output_dir)],
-    )
-    run_tests(trainer, model, datamodule, ckpt_path=None)
-    return dict(trainer.callback_metrics)
+    trainer = instantiate(cfg.trainer, logger=False)
+    return run_tests(trainer, model, datamodule, cfg.paths.output_dir)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

@@ -68,7 +68,8 @@ def clip_scores(cfg: DictConfig, root: Path, index: pd.DataFrame, out_dir: Path)
 
 def run_filter(cfg: DictConfig) -> pd.DataFrame:
     datamodule = instantiate(cfg.data)
-    index, root = datamodule.index, datamodule.root
+    datamodule.prepare_data()
+    index, root = datamodule.load_index(), datamodule.root
     out_dir = Path(cfg.filter.out_dir or root)
     out_dir.mkdir(parents=True, exist_ok=True)
     decided = decide(clip_scores(cfg, root, index, out_dir), cfg.filter.threshold)

@@ -42,6 +42,8 @@ def build(
     cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None
 ) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
     datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # the classes and their weights come from the rows
     class_weights = datamodule.class_weights
     model = instantiate(
         cfg.model,
@@ -75,7 +77,7 @@ def train(cfg: DictConfig) -> float | None:
         write_json(Path(cfg.paths.output_dir) / RUN_INFO_FILE, run_info())
     pruning = optuna_pruning(cfg)
     datamodule, model, trainer = build(cfg, [pruning] if pruning else [])
-    if cfg.get("train", {}).get("feature_cache"):
+    if datamodule.feature_cache:
         datamodule = with_feature_cache(model, datamodule)
     fit(cfg, trainer, model, datamodule, ckpt_path)
     checkpoint = trainer.checkpoint_callback
@@ -89,7 +91,7 @@ def train(cfg: DictConfig) -> float | None:
     if pruning is not None and pruning.pruned:
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
     if cfg.get("test", True):
-        run_tests(trainer, model, datamodule, best or None)
+        run_tests(trainer, model, datamodule, cfg.paths.output_dir, best or None)
     log.info("Best %s: %s (%s)", cfg.monitor, score, best)
     return score
 

@@ -10,7 +10,7 @@ import pytest
 from src.data.datamodule import RareSpeciesDataModule
 from src.data.synthetic import write_synthetic
 from src.models.classifier import SpeciesClassifier
-from tests.helpers import tiny_trainer
+from tests.helpers import TINY_TRAIN, run_module, tiny_trainer
 
 
 @pytest.fixture(autouse=True)
@@ -47,9 +47,19 @@ def checkpoint(tiny_source, tmp_path_factory) -> Path:
     dm = RareSpeciesDataModule(
         root=str(tiny_source), image_size=32, num_workers=0, output_dir=str(tmp / "run")
     )
-    model = SpeciesClassifier("src.models.baseline.BaselineCNN", dm.class_names)
+    dm.setup("fit")
+    model = SpeciesClassifier({"_target_": "src.models.baseline.BaselineCNN"}, dm.class_names)
     trainer = tiny_trainer()
     trainer.fit(model, datamodule=dm)
     path = tmp / "model.ckpt"
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """``python -m src.train`` on the tiny data (seed 7): its run folder, which tests only read."""
+    tmp = tmp_path_factory.mktemp("train")
+    result = run_module(tmp, "src.train", *TINY_TRAIN, f"hydra.run.dir={tmp / 'run'}", "seed=7")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "run"

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+if TYPE_CHECKING:
+    from src.models.classifier import SpeciesClassifier
+
 ROOT = Path(__file__).parents[1]
 # conf/debug/tiny.yaml: tiny synthetic data, no loader workers, no progress bar
 TINY_DATA = ["debug=tiny"]
+# a short training run on the tiny data: 2 epochs of 3 batches, tested on 2 batches
+TINY_TRAIN = [
+    *TINY_DATA,
+    "data.batch_size=16",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+]
+# the class names and model configs (conf/model) of the in-process model tests
+NAMES = [f"c{i}" for i in range(7)]
+MODELS = ["baseline", "vgg19", "resnet152v2", "convnext", "efficientnetv2_b0"]
 
 
 def compose_config(config_name: str, *overrides: str, hydra: bool = False) -> DictConfig:
@@ -23,6 +40,24 @@ def compose_config(config_name: str, *overrides: str, hydra: bool = False) -> Di
         return compose(
             config_name=config_name, overrides=list(overrides), return_hydra_config=hydra
         )
+
+
+def model_config(name: str, *overrides: str):
+    """The ``model`` node of conf/model/``name``, with timm nets not pretrained (no download)."""
+    extra = ["model.net.pretrained=false"] if name != "baseline" else []
+    return compose_config("train", f"model={name}", *extra, *overrides).model
+
+
+def build(name: str, *overrides: str) -> SpeciesClassifier:
+    """The classifier conf/model/``name`` instantiates, over the classes ``NAMES``."""
+    from hydra.utils import instantiate
+
+    return instantiate(model_config(name, *overrides), class_names=NAMES, _recursive_=False)
+
+
+def trainable(module) -> int:
+    """How many of ``module``'s parameters are trained (require gradients)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def cache_env(tmp_path: Path) -> dict[str, str]:
@@ -42,9 +77,10 @@ def run_module(tmp_path: Path, module: str, *args: str, timeout: int = 600):
     )
 
 
-def run_offline(code: str) -> subprocess.CompletedProcess:
-    """Python ``code`` in a fresh process with the Hugging Face hub switched off."""
-    return subprocess.run(
+def offline_error(code: str) -> str:
+    """The stderr of Python ``code`` run in a fresh process with the Hugging Face hub off;
+    the process must fail."""
+    result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
@@ -52,15 +88,38 @@ def run_offline(code: str) -> subprocess.CompletedProcess:
         timeout=300,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
+    assert result.returncode != 0
+    return result.stderr
 
 
-def resnet18_classifier(class_names: list[str], **kwargs):
-    """A randomly initialised resnet18 SpeciesClassifier (no download): the tests' timm net."""
+def same_test_metrics(trained_dir: Path, evaluated_dir: Path, tolerance: float) -> None:
+    """Both run folders' ``test_metrics.json`` hold the same keys and values."""
+    import pytest
+
+    trained = json.loads((trained_dir / "test_metrics.json").read_text())
+    evaluated = json.loads((evaluated_dir / "test_metrics.json").read_text())
+    assert evaluated.keys() == trained.keys()
+    for key, value in trained.items():
+        assert evaluated[key] == pytest.approx(value, abs=tolerance), key
+
+
+def resnet18_classifier(
+    class_names: list[str], freeze: str = "all", unfreeze_last: int = 0, **kwargs
+):
+    """A randomly initialised resnet18 SpeciesClassifier (no download): the tests' timm net.
+
+    ``freeze``/``unfreeze_last`` go to the network (``net``), ``kwargs`` to the classifier.
+    """
     from src.models.classifier import SpeciesClassifier
 
-    return SpeciesClassifier(
-        "src.models.timm_net.TimmNet", class_names, backbone="resnet18", pretrained=False, **kwargs
-    )
+    net = {
+        "_target_": "src.models.timm_net.TimmNet",
+        "backbone": "resnet18",
+        "pretrained": False,
+        "freeze": freeze,
+        "unfreeze_last": unfreeze_last,
+    }
+    return SpeciesClassifier(net, class_names, **kwargs)
 
 
 def garbage_idat_png(path: Path) -> Path:
@@ -98,6 +157,24 @@ def damage_jpeg_body(path: Path) -> Path:
 def jpeg_with_trailing_bytes(path: Path) -> Path:
     """A valid JPEG followed by 8 KiB after its FFD9 end marker, as some cameras write."""
     path.write_bytes(path.read_bytes() + b"\x00camera-maker-notes" * 450)
+    return path
+
+
+def unusable_checkpoint(path: Path, kind: str, whole: Path) -> Path:
+    """``path`` as a checkpoint that cannot be used: empty, cut short, not one, or unsafe."""
+    import argparse
+
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":  # what an in-place write stopped by a full disk leaves
+        path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    elif kind == "garbage":
+        path.write_bytes(b"not a checkpoint\n" * 64)
+    elif kind == "unsafe":  # loading it would unpickle (run) arbitrary code
+        torch.save({"state_dict": {}, "args": argparse.Namespace(lr=0.1)}, path)
     return path
 
 

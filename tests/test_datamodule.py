@@ -22,11 +22,18 @@ def make(root, tmp_path, **kwargs) -> RareSpeciesDataModule:
     return RareSpeciesDataModule(root=str(root), **options)
 
 
+def rows_of(root, tmp_path, **kwargs) -> dict[str, pd.DataFrame]:
+    """The named row sets a data module selects (its setup reads, splits and scans)."""
+    dm = make(root, tmp_path, **kwargs)
+    dm.setup()
+    return dm.rows
+
+
 def test_batches_labels_and_sorted_class_names(tiny_root, tmp_path):
     dm = make(tiny_root, tmp_path, batch_size=8)
+    dm.setup("fit")
     frame = pd.read_csv(tiny_root / "metadata.csv")
     assert dm.class_names == sorted(frame["family"].unique())
-    dm.setup("fit")
     images, labels = next(iter(dm.train_dataloader()))
     assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32
     assert images.min() >= 0.0 and images.max() <= 1.0  # baseline: rescale to [0, 1]
@@ -38,6 +45,7 @@ def test_batches_labels_and_sorted_class_names(tiny_root, tmp_path):
 
 def test_phylum_target(tiny_root, tmp_path):
     dm = make(tiny_root, tmp_path, target="phylum")
+    dm.setup()
     assert dm.class_names == sorted(pd.read_csv(tiny_root / "metadata.csv")["phylum"].unique())
 
 
@@ -76,15 +84,16 @@ def test_split_is_written_next_to_the_run_and_reused(tiny_root, tmp_path):
     split_dir = tmp_path / "run" / "split"
     saved = {s: pd.read_csv(split_dir / f"{s}.csv") for s in ("train", "val", "test")}
     assert list(saved["test"]["file_path"]) == list(first.rows["test"]["file_path"])
-    again = make(tiny_root, tmp_path, split={"seed": 5})  # the saved split wins over the seed
-    assert list(again.rows["test"]["file_path"]) == list(saved["test"]["file_path"])
-    elsewhere = make(tiny_root, tmp_path / "other", split_dir=str(tmp_path / "run" / "split"))
-    assert list(elsewhere.rows["val"]["file_path"]) == list(saved["val"]["file_path"])
+    again = rows_of(tiny_root, tmp_path, split={"seed": 5})  # the saved split wins over the seed
+    assert list(again["test"]["file_path"]) == list(saved["test"]["file_path"])
+    elsewhere = rows_of(tiny_root, tmp_path / "other", split_dir=str(tmp_path / "run" / "split"))
+    assert list(elsewhere["val"]["file_path"]) == list(saved["val"]["file_path"])
     assert (tmp_path / "other" / "run" / "split" / "val.csv").is_file()
 
 
 def test_state_dict_names_the_classes(tiny_root, tmp_path):
     dm = make(tiny_root, tmp_path)
+    dm.setup()
     state = dm.state_dict()
     assert state["class_names"] == dm.class_names and state["target"] == "family"
     with pytest.raises(ValueError, match="other classes"):
@@ -93,14 +102,14 @@ def test_state_dict_names_the_classes(tiny_root, tmp_path):
 
 def test_missing_root_metadata_and_columns_are_explained(tiny_root, tmp_path):
     with pytest.raises(DataFormatError, match=r"does not exist: run `python -m src.data.download"):
-        _ = make(tmp_path / "nowhere", tmp_path).class_names
+        make(tmp_path / "nowhere", tmp_path).setup()
     (tiny_root / "metadata.csv").rename(tiny_root / "other.csv")
     with pytest.raises(DataFormatError, match=r"No metadata.csv in .*data=synthetic"):
-        _ = make(tiny_root, tmp_path).class_names
+        make(tiny_root, tmp_path).setup()
     frame = pd.read_csv(tiny_root / "other.csv").drop(columns=["family"])
     frame.to_csv(tiny_root / "metadata.csv", index=False)
     with pytest.raises(DataFormatError, match="lacks the column"):
-        _ = make(tiny_root, tmp_path).class_names
+        make(tiny_root, tmp_path).setup()
 
 
 def test_bad_options_are_refused(tiny_root, tmp_path):
@@ -115,12 +124,13 @@ def test_bad_options_are_refused(tiny_root, tmp_path):
 
 
 def test_undecodable_images_are_skipped_listed_and_training_completes(tiny_root, tmp_path):
-    train = make(tiny_root, tmp_path / "probe").rows["train"]["file_path"].tolist()
+    train = rows_of(tiny_root, tmp_path / "probe")["train"]["file_path"].tolist()
     garbage_idat_png(tiny_root / train[0])
     damage_jpeg_body(tiny_root / train[1])
     jpeg_with_trailing_bytes(tiny_root / train[2])  # readable: must stay in
     dm = make(tiny_root, tmp_path, on_bad_image="skip", batch_size=16)
-    model = SpeciesClassifier("src.models.baseline.BaselineCNN", dm.class_names)
+    dm.setup("fit")
+    model = SpeciesClassifier({"_target_": "src.models.baseline.BaselineCNN"}, dm.class_names)
     trainer = tiny_trainer(limit_train_batches=None)
     trainer.fit(model, datamodule=dm)  # every training image is read once
     listed = pd.read_csv(tmp_path / "run" / BAD_IMAGES_FILE)
@@ -144,7 +154,7 @@ def test_image_verdicts_are_reused_until_a_file_or_setting_changes(
     monkeypatch.setattr(images, "load_rgb", counting_load)
 
     def usable(**kwargs) -> list[str]:
-        rows = make(tiny_root, tmp_path, on_bad_image="skip", **kwargs).rows
+        rows = rows_of(tiny_root, tmp_path, on_bad_image="skip", **kwargs)
         return [p for split in rows.values() for p in split["file_path"]]
 
     total = len(usable())

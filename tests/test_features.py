@@ -19,8 +19,8 @@ def train_in_process(tmp_path: Path, name: str, *overrides: str) -> tuple[dict, 
         "train",
         *TINY_DATA,
         "model=timm",
-        "model.backbone=resnet18",
-        "model.pretrained=false",
+        "model.net.backbone=resnet18",
+        "model.net.pretrained=false",
         "data.image_size=32",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=4",
@@ -37,7 +37,7 @@ def train_in_process(tmp_path: Path, name: str, *overrides: str) -> tuple[dict, 
 def test_feature_cache_trains_the_same_model(tmp_path, caplog):
     images = train_in_process(tmp_path, "images")
     with caplog.at_level("INFO"):
-        features = train_in_process(tmp_path, "features", "train.feature_cache=true")
+        features = train_in_process(tmp_path, "features", "data.feature_cache=true")
     assert "Backbone features cached" in caplog.text
     for key, value in images.items():
         assert features[key] == pytest.approx(value, abs=1e-4), key
@@ -53,7 +53,7 @@ def test_feature_cache_is_refused_with_augmentation(tiny_root, tmp_path):
     assert with_feature_cache(frozen, oversampled) is oversampled
     partial = resnet18_classifier(["a", "b"], freeze="partial", unfreeze_last=2)
     assert "not fully frozen" in feature_cache_blocker(partial, datamodule(tiny_root, tmp_path))
-    baseline = SpeciesClassifier("src.models.baseline.BaselineCNN", ["a", "b"])
+    baseline = SpeciesClassifier({"_target_": "src.models.baseline.BaselineCNN"}, ["a", "b"])
     assert "no separate backbone" in feature_cache_blocker(
         baseline, datamodule(tiny_root, tmp_path)
     )

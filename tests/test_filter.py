@@ -17,7 +17,7 @@ from src.models.zeroshot import (
     score,
     scores_frame,
 )
-from tests.helpers import TINY_DATA, compose_config, run_module, run_offline
+from tests.helpers import TINY_DATA, compose_config, offline_error, run_module
 
 TINY_CLIP = {
     "embed_dim": 32,
@@ -150,13 +150,11 @@ def test_offline_openai_weights_fail_in_one_sentence():
         "from src.models.zeroshot import ClipSpec, load_clip\n"
         "load_clip(ClipSpec('ViT-B-16', 'openai'))\n"
     )
-    result = run_offline(code)
-    assert result.returncode != 0
-    assert (
-        "ClipUnavailableError: The CLIP weights 'openai' for ViT-B-16-quickgelu could not"
-        in result.stderr
-        and "filter.weights=PATH" in result.stderr
+    stderr = offline_error(code)
+    assert "ClipUnavailableError: The CLIP weights 'openai' for ViT-B-16-quickgelu could not" in (
+        stderr
     )
+    assert "filter.weights=PATH" in stderr
 
 
 def onlyanimals(root: Path, tmp_path: Path, keep: pd.DataFrame, **kwargs):
@@ -179,19 +177,22 @@ def test_onlyanimals_drops_exactly_the_removed_rows_and_keeps_the_split(tiny_roo
     truth = pd.read_csv(tiny_root / "synthetic_truth.csv")
     keep = index[truth["kind"].to_numpy() == "animal"]
     filtered = onlyanimals(tiny_root, tmp_path, keep)
+    full.setup()
+    filtered.setup()
     assert filtered.class_names == full.class_names  # indices never shift
     removed = set(index["file_path"]) - set(keep["file_path"])
     for split in ("train", "val", "test"):
         before, after = set(full.rows[split]["file_path"]), set(filtered.rows[split]["file_path"])
         assert after == before - removed
-    assert filtered.test_variants() == ["test", "test_full"]
+    assert filtered.test_sets == ["test", "test_full"]
     assert len(filtered.datasets["test_full"]) == len(full.rows["test"])
     unfiltered_eval = onlyanimals(tiny_root, tmp_path / "b", keep, filter_eval=False)
+    unfiltered_eval.setup()
     assert set(unfiltered_eval.rows["test"]["file_path"]) == set(full.rows["test"]["file_path"])
     assert set(unfiltered_eval.rows["train"]["file_path"]) == set(
         filtered.rows["train"]["file_path"]
     )
-    assert unfiltered_eval.test_variants() == ["test"]
+    assert unfiltered_eval.test_sets == ["test"]
 
 
 def test_a_family_without_training_images_is_named(tiny_root, tmp_path, caplog):

@@ -1,42 +1,35 @@
 """End to end: the training entry point as a user runs it, and its configs."""
 
-import argparse
+import inspect
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from importlib.util import find_spec
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from src.models.baseline import BaselineCNN
 from src.models.metrics import TEST_KEYS
 from src.runs.files import TEMP_SUFFIX
-from tests.helpers import TINY_DATA, compose_config, one_error_line, run_module
-
-TINY = [
-    *TINY_DATA,
-    "data.batch_size=16",
-    "trainer.max_epochs=2",
-    "trainer.limit_train_batches=3",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-]
+from tests.helpers import (
+    ROOT,
+    TINY_DATA,
+    cache_env,
+    compose_config,
+    one_error_line,
+    run_module,
+    unusable_checkpoint,
+)
+from tests.helpers import TINY_TRAIN as TINY
 
 
 def run_train(tmp_path: Path, *overrides: str):
     return run_module(tmp_path, "src.train", *overrides)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("train")
-    result = run_train(tmp, *TINY, f"hydra.run.dir={tmp / 'run'}", "seed=7")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp / "run"
 
 
 def test_train_writes_every_output(tiny_run):
@@ -68,6 +61,8 @@ def test_checkpoint_names_its_classes(tiny_run):
     checkpoint = torch.load(tiny_run / "checkpoints" / "best.ckpt", weights_only=True)
     names = checkpoint["hyper_parameters"]["class_names"]
     assert names == sorted(names) and len(names) == 6
+    # the network's own config node, so the checkpoint alone rebuilds it
+    assert checkpoint["hyper_parameters"]["net"]["_target_"] == "src.models.baseline.BaselineCNN"
     datamodule_state = next(v for k, v in checkpoint.items() if k.endswith("RareSpeciesDataModule"))
     assert datamodule_state["class_names"] == names
 
@@ -90,7 +85,7 @@ def train_config(*overrides: str):
 
 def test_default_config_is_the_offline_synthetic_demo():
     cfg = train_config()
-    assert cfg.data.synthetic.scale == "small" and cfg.model.architecture.endswith("BaselineCNN")
+    assert cfg.data.synthetic.scale == "small" and cfg.model.net._target_.endswith("BaselineCNN")
     assert cfg.monitor == "val/f1_macro"
     assert cfg.callbacks.model_checkpoint.monitor == "val/f1_macro"
 
@@ -100,14 +95,6 @@ def test_real_data_config_composes():
     assert cfg.data.root == "/data/rare_species" and cfg.data.synthetic is None
     assert cfg.data.image_size == 224 and cfg.data.batch_size == 64
     assert cfg.data.split.seed == 42
-
-
-def test_baseline_matches_the_original_parameter_count():
-    net = BaselineCNN(num_classes=202)
-    params = sum(p.numel() for p in net.parameters())
-    statistics = sum(b.numel() for name, b in net.named_buffers() if "running" in name)
-    assert params + statistics == 449_802
-    assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 202)
 
 
 @pytest.mark.slow
@@ -147,38 +134,6 @@ def test_reports_are_written_and_add_up(tiny_run):
     assert {"test/confusion_matrix", "test/errors"} <= images
 
 
-def test_evaluate_reproduces_the_training_metrics(tiny_run, tmp_path):
-    result = run_module(
-        tmp_path,
-        "src.evaluate",
-        f"ckpt_path={tiny_run / 'checkpoints' / 'best.ckpt'}",
-        f"hydra.run.dir={tmp_path / 'ev'}",
-        "trainer.limit_test_batches=2",
-        "trainer.enable_progress_bar=false",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    trained = json.loads((tiny_run / "test_metrics.json").read_text())
-    evaluated = json.loads((tmp_path / "ev" / "test_metrics.json").read_text())
-    assert evaluated.keys() == trained.keys()
-    for key, value in trained.items():
-        assert evaluated[key] == pytest.approx(value, abs=1e-6), key
-    assert (tmp_path / "ev" / "confusion_matrix.png").is_file()
-
-
-def unusable_checkpoint(path: Path, kind: str, whole: Path) -> Path:
-    """``path`` as a checkpoint that cannot be used: empty, cut short, not one, or unsafe."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "truncated":  # what an in-place write stopped by a full disk leaves
-        path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    elif kind == "garbage":
-        path.write_bytes(b"not a checkpoint\n" * 64)
-    elif kind == "unsafe":  # loading it would unpickle (run) arbitrary code
-        torch.save({"state_dict": {}, "args": argparse.Namespace(lr=0.1)}, path)
-    return path
-
-
 @pytest.mark.parametrize(
     "kind, says",
     [
@@ -198,15 +153,6 @@ def test_resuming_from_an_unusable_last_checkpoint_is_one_sentence(tiny_run, tmp
     line = one_error_line(result)
     assert says in line and str(last) in line
     assert "weights_only" not in result.stdout + result.stderr  # never advise unpickling it
-
-
-def test_evaluating_an_unusable_checkpoint_is_one_sentence(tiny_run, tmp_path):
-    whole = tiny_run / "checkpoints" / "best.ckpt"
-    path = unusable_checkpoint(tmp_path / "best.ckpt", "truncated", whole)
-    result = run_module(
-        tmp_path, "src.evaluate", f"ckpt_path={path}", f"hydra.run.dir={tmp_path / 'ev'}"
-    )
-    assert "is not a readable checkpoint" in one_error_line(result)
 
 
 @contextmanager
@@ -303,17 +249,74 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert len(list(tmp_path.rglob("test_metrics.json"))) == 1
 
 
-def test_slurm_launcher_config():
-    cfg = compose_config(
-        "train",
-        "hydra/launcher=slurm",
-        "hydra.launcher.partition=gpu",
-        "hydra.launcher.gpus_per_node=4",
-        "trainer=ddp",
-        "trainer.devices=4",
-        hydra=True,
+SUBMITIT = "hydra_plugins.hydra_submitit_launcher"
+
+
+@pytest.mark.skipif(
+    find_spec(SUBMITIT) is None,
+    reason="hydra-submitit-launcher is not installed (pip install -e '.[cluster]')",
+)
+def test_a_slurm_sweep_submits_the_promised_job(tmp_path):
+    """What SLURM would receive: ``sbatch`` (a stand-in that keeps the submission file and
+    kills the launcher, so it does not wait for the job) gets the resources asked for,
+    conf/hydra/launcher/slurm.yaml's time limit and requeue signal, and src.train's task."""
+    from submitit.core.utils import DelayedSubmission
+
+    import src.train
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    submitted = tmp_path / "submitted.sh"
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text(
+        f'#!/bin/sh\ncp "$1" {submitted}\necho "Submitted batch job 42"\nkill -KILL $PPID\n'
     )
-    launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
-    assert (launcher.partition, launcher.gpus_per_node, launcher.nodes) == ("gpu", 4, 1)
-    assert launcher.timeout_min == 240 and cfg.trainer.strategy == "ddp"
+    srun = bin_dir / "srun"  # submitit refuses to submit where there is no srun
+    srun.write_text("#!/bin/sh\nexit 1\n")
+    for tool in (sbatch, srun):
+        tool.chmod(0o755)
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            "-m",
+            "hydra/launcher=slurm",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.gpus_per_node=4",
+            "hydra.launcher.tasks_per_node=4",
+            "trainer=ddp",
+            "trainer.devices=4",
+            f"hydra.sweep.dir={sweep}",
+            *TINY_DATA,
+        ],
+        cwd=ROOT,
+        env={**cache_env(tmp_path), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert submitted.is_file(), result.stderr[-3000:]
+    script = submitted.read_text()
+    lines = script.splitlines()
+    for flag in (
+        "--partition=gpu",
+        "--gpus-per-node=4",
+        "--ntasks-per-node=4",
+        "--nodes=1",
+        "--time=240",
+        "--signal=USR1@120",
+    ):
+        assert f"#SBATCH {flag}" in lines, script
+    # the job runs submitit's runner on the pickled job in the sweep's .submitit folder
+    command = next(line for line in lines if "-m submitit.core._submit" in line)
+    assert command.startswith("srun ") and str(sweep / ".submitit") in command
+    (pickled,) = (sweep / ".submitit").glob("*.pkl")
+    job = DelayedSubmission.load(pickled)
+    task = job.function.task_function
+    assert Path(task.__globals__["__file__"]) == ROOT / "src" / "train.py"
+    assert task.__code__.co_code == inspect.unwrap(src.train.main).__code__.co_code
+    assert task.__globals__["train"].__code__.co_code == src.train.train.__code__.co_code
+    overrides = job.args[0]
+    assert {"trainer=ddp", "trainer.devices=4", *TINY_DATA} <= set(overrides)

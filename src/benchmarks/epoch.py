@@ -35,7 +35,7 @@ def bench_epoch(args: argparse.Namespace) -> list[dict[str, Any]]:
         run = Path(tempfile.mkdtemp(prefix="bench_epoch_"))
         overrides = [
             f"model={args.model}",
-            "model.pretrained=false",  # the speed of random weights is the same
+            "model.net.pretrained=false",  # the speed of random weights is the same
             "data=rarespecies",
             f"data.root={root}",
             f"data.image_size={args.image_size}",

@@ -23,8 +23,8 @@ def make_model(backbone: str, num_classes: int, freeze: str):
     if backbone == "baseline":
         overrides = ["model=baseline"]
     else:
-        overrides = ["model=timm", f"model.backbone={backbone}", "model.pretrained=false"]
-        overrides.append(f"model.freeze={freeze}")
+        overrides = ["model=timm", f"model.net.backbone={backbone}", "model.net.pretrained=false"]
+        overrides.append(f"model.net.freeze={freeze}")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)

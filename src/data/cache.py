@@ -167,6 +167,8 @@ def main() -> None:
 
     def build(cfg: DictConfig) -> None:
         datamodule = instantiate(cfg.data)
+        datamodule.prepare_data()
+        datamodule.load_index()
         if cfg.get("model") is not None:  # the model decides the interpolation
             model = instantiate(cfg.model, class_names=datamodule.class_names, _recursive_=False)
             datamodule.use_data_config(model.data_config)

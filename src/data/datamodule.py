@@ -22,13 +22,14 @@ from src.data.sampling import (
     check_imbalance,
 )
 from src.data.scan import CHECKS_FILE, check_images
-from src.data.schema import (
-    METADATA_FILE,
-    DataFormatError,
-    check_target,
-    class_names,
-    phylum_of,
-    read_index,
+from src.data.schema import METADATA_FILE, check_target, class_names, phylum_of, read_index
+from src.data.selection import (
+    TEST_SETS,
+    all_rows,
+    check_kept,
+    classes_without_training_rows,
+    named_row_sets,
+    without_files,
 )
 from src.data.split import SPLITS, load_or_make_split, write_split
 from src.data.synthetic import ensure_synthetic
@@ -81,6 +82,7 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         cache: bool = False,
         cache_dir: str | None = None,
         augment_on: str = "cpu",
+        feature_cache: bool = False,
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
@@ -107,14 +109,13 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         self.seed = seed
         self.keep_index = Path(keep_index).expanduser() if keep_index else None
         self.filter_eval = filter_eval
-        self.test_variant = "test"
+        self.feature_cache = feature_cache
         self.use_cache = cache
         self.augment_on = check_choice("data.augment_on", augment_on, ("cpu", "gpu"))
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.unfiltered_test = pd.DataFrame()
         self.data_config: dict[str, Any] = dict(UNIT_RANGE)
-        self._index: pd.DataFrame | None = None
-        self.splits: dict[str, pd.DataFrame] = {}
+        self.index: pd.DataFrame | None = None  # read by setup (or load_index)
+        self.rows: dict[str, pd.DataFrame] = {}  # the named row sets, made by setup
         self.datasets: dict[str, RareSpeciesDataset] = {}
         self.bad_images = pd.DataFrame()
 
@@ -123,20 +124,25 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         if self.synthetic is not None:
             ensure_synthetic(self.root, **self.synthetic)
 
-    @property
-    def index(self) -> pd.DataFrame:
-        if self._index is None:
-            self.prepare_data()
-            self._index = read_index(self.root / self.metadata_file)
-        return self._index
+    def load_index(self) -> pd.DataFrame:
+        """Read (and check) ``<root>/<metadata_file>``; the classes come from it."""
+        self.index = read_index(self.root / self.metadata_file)
+        return self.index
 
     @property
     def class_names(self) -> list[str]:
+        if self.index is None:
+            raise RuntimeError("The index is not read yet: call prepare_data() and setup().")
         return class_names(self.index, self.target)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def test_sets(self) -> list[str]:
+        """The named test sets: ``test``, and ``test_full`` when val/test were filtered."""
+        return [name for name in TEST_SETS if name in self.rows]
 
     def labels_of(self, rows: pd.DataFrame) -> list[int]:
         lookup = {name: i for i, name in enumerate(self.class_names)}
@@ -147,73 +153,61 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         self.data_config = {k: data_config[k] for k in ("mean", "std", "interpolation")}
         self.datasets = {}  # rebuilt with the new normalisation at the next setup
 
-    # ---- split and checks --------------------------------------------------------------
-    def _split_dir(self) -> Path | None:
-        if self.split_dir is not None:
-            return self.split_dir
-        return self.output_dir / "split" if self.output_dir else None
+    # ---- setup: which rows, then the datasets ------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Read the index, split, filter and scan once; (re)build the datasets when needed."""
+        if not self.rows:
+            self.rows = self._select_rows()
+        if not self.datasets:
+            self.datasets = self._build_datasets()
+            counts = ", ".join(f"{n} {len(self.datasets[n]):,}" for n in SPLITS)
+            log.info("%s: %d classes (%s); %s", self.root, self.num_classes, self.target, counts)
 
-    def _make_splits(self) -> dict[str, pd.DataFrame]:
-        splits = load_or_make_split(
-            self.index, self._split_dir(), target=self.target, **self.split_args
-        )
+    def _select_rows(self) -> dict[str, pd.DataFrame]:
+        """See :mod:`src.data.selection`; this reads the files it needs and scans the images."""
+        index = self.load_index()
+        splits = load_or_make_split(index, self._split_dir(), target=self.target, **self.split_args)
         if self.output_dir and self._split_dir() != self.output_dir / "split":  # copy for the run
             write_split(splits, self.output_dir / "split")
-        return self._apply_keep_index(splits) if self.keep_index else splits
-
-    def _apply_keep_index(self, splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        """Filter the split of the full index, so no image ever changes split.
-
-        Training always uses only the kept rows; val/test only when ``filter_eval``
-        (the unfiltered test set is kept too, to report both numbers).
-        """
-        kept = set(read_index(self.keep_index)["file_path"])
-        unknown = kept - set(self.index["file_path"])
-        if unknown:
-            raise DataFormatError(
-                f"{self.keep_index} lists {len(unknown)} image(s) that are not in "
-                f"{self.root / self.metadata_file} (e.g. {sorted(unknown)[0]}); run "
-                "python -m src.filter again for this data set."
-            )
-        filtered = {name: rows[rows["file_path"].isin(kept)] for name, rows in splits.items()}
-        lost = sorted(set(splits["train"][self.target]) - set(filtered["train"][self.target]))
+        kept = self._read_kept(index) if self.keep_index else None
+        named = named_row_sets(splits, kept, self.filter_eval)
+        lost = classes_without_training_rows(splits, named, self.target)
         if lost:
             log.warning(
                 "No training image left after filtering for: %s (the model keeps "
                 "their outputs; they cannot be learned).",
                 ", ".join(lost),
             )
-        if not self.filter_eval:
-            return {**filtered, "val": splits["val"], "test": splits["test"]}
-        self.unfiltered_test = splits["test"]
-        return filtered
+        self.bad_images = self._find_bad_images(all_rows(named))
+        return without_files(named, self.bad_images["file_path"])
 
-    def _check_images(self, splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        """Find unusable images before training; stop or leave them out, never silently."""
-        parts = [rows.assign(split=name) for name, rows in splits.items()]
-        if not self.unfiltered_test.empty:  # test images the filter removed are tested too
-            parts.append(self.unfiltered_test.assign(split="test_full"))
-        everything = pd.concat(parts).drop_duplicates("file_path")
+    def _split_dir(self) -> Path | None:
+        if self.split_dir is not None:
+            return self.split_dir
+        return self.output_dir / "split" if self.output_dir else None
+
+    def _read_kept(self, index: pd.DataFrame) -> list[str]:
+        kept = read_index(self.keep_index)["file_path"].tolist()
+        check_kept(kept, index, str(self.keep_index), str(self.root / self.metadata_file))
+        return kept
+
+    def _find_bad_images(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Unusable images among ``rows``: stop, or report them and let them be left out."""
         checks = check_images(
-            (self.root / p for p in everything["file_path"]),
+            (self.root / p for p in rows["file_path"]),
             max_pixels=self.max_image_pixels,
             on_non_rgb=self.on_non_rgb,
             cache_file=(self.cache_dir or self.root) / CHECKS_FILE,
         )
-        reasons = pd.Series([c.reason for c in checks], index=everything.index)
-        bad = everything[reasons.notna()].assign(reason=reasons[reasons.notna()])
-        self.bad_images = bad
-        if not self.unfiltered_test.empty:
-            self.unfiltered_test = self.unfiltered_test[
-                ~self.unfiltered_test["file_path"].isin(bad["file_path"])
-            ]
+        reasons = pd.Series([c.reason for c in checks], index=rows.index)
+        bad = rows[reasons.notna()].assign(reason=reasons[reasons.notna()])
         if bad.empty:
-            return splits
+            return bad
         summary = ", ".join(f"{k} {v}" for k, v in bad["reason"].value_counts().items())
         examples = "; ".join(f"{r.file_path} ({r.reason})" for r in bad.head(3).itertuples())
         if self.on_bad_image == "error":
             raise BadImagesError(
-                f"{len(bad)} of {len(everything)} images under {self.root} cannot be used "
+                f"{len(bad)} of {len(rows)} images under {self.root} cannot be used "
                 f"({summary}), e.g. {examples}. Fix or remove them, or set "
                 "data.on_bad_image=skip to leave them out (listed in bad_images.csv)."
             )
@@ -225,16 +219,7 @@ class RareSpeciesDataModule(pl.LightningDataModule):
             summary,
             self.output_dir / BAD_IMAGES_FILE if self.output_dir else "bad_images",
         )
-        return {
-            name: rows[~rows["file_path"].isin(bad["file_path"])] for name, rows in splits.items()
-        }
-
-    @property
-    def rows(self) -> dict[str, pd.DataFrame]:
-        """The split with unusable images taken out (made once, then reused)."""
-        if not self.splits:
-            self.splits = self._check_images(self._make_splits())
-        return self.splits
+        return bad
 
     def decoded_cache(self, build: bool = True) -> DecodedCache:
         """The decode-once cache of every image of the index, at this size and resize."""
@@ -244,17 +229,16 @@ class RareSpeciesDataModule(pl.LightningDataModule):
             self.fast_decode,
             self.max_image_pixels,
         )
+        index = self.index if self.index is not None else self.load_index()
         return ensure_cache(
             self.root,
-            self.index["file_path"].tolist(),
+            index["file_path"].tolist(),
             spec,
             self.cache_dir,
             workers=max(1, self.num_workers),
         )
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
+    def _build_datasets(self) -> dict[str, RareSpeciesDataset]:
         cache = self.decoded_cache() if self.use_cache else None
         pipeline = ImagePipeline(
             image_size=self.image_size,
@@ -262,11 +246,8 @@ class RareSpeciesDataModule(pl.LightningDataModule):
             randaugment=self.randaugment,
             **self.data_config,
         )
-        everything = dict(self.rows)
-        if not self.unfiltered_test.empty:
-            everything["test_full"] = self.unfiltered_test
-        for name, rows in everything.items():
-            self.datasets[name] = RareSpeciesDataset(
+        return {
+            name: RareSpeciesDataset(
                 self.root,
                 rows,
                 self.labels_of(rows),
@@ -275,10 +256,12 @@ class RareSpeciesDataModule(pl.LightningDataModule):
                 on_non_rgb=self.on_non_rgb,
                 fast_decode=self.fast_decode,
                 cache=cache,
-                defer=self.augment_on == "gpu",
+                # the test sets are tested with loaders passed to trainer.test, outside the
+                # data module's device hooks: they arrive normalised
+                defer=self.augment_on == "gpu" and name not in TEST_SETS,
             )
-        counts = ", ".join(f"{n} {len(self.datasets[n]):,}" for n in SPLITS)
-        log.info("%s: %d classes (%s); %s", self.root, self.num_classes, self.target, counts)
+            for name, rows in self.rows.items()
+        }
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         """With data.augment_on=gpu the augmentation flags stay on the CPU (no GPU sync)."""
@@ -349,13 +332,9 @@ class RareSpeciesDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test_full" if self.test_variant == "test_full" else "test")
-
-    def test_variants(self) -> list[str]:
-        """``test``, plus ``test_full`` (the unfiltered test set) when eval is filtered."""
-        self.setup("test")
-        return ["test", "test_full"] if "test_full" in self.datasets else ["test"]
+    def test_dataloader(self, name: str = "test") -> DataLoader:
+        """The loader of one named test set (see :attr:`test_sets`)."""
+        return self._loader(check_choice("test set", name, self.test_sets))
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: enough to name predictions and rebuild the pixels."""

@@ -1,6 +1,6 @@
 """Feature cache for frozen backbones: run the backbone once per image, train the head only.
 
-With ``model.freeze=all`` and no augmentation of the training images, every epoch would
+With ``model.net.freeze=all`` and no augmentation of the training images, every epoch would
 push the same pixels through the same frozen backbone. Computing the pooled features once
 and training the head on them gives the same model, many times faster.
 """
@@ -14,6 +14,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
+from src.errors import check_choice
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,7 @@ def feature_cache_blocker(model: pl.LightningModule, datamodule) -> str | None:
     if not hasattr(net, "forward_features") or not hasattr(net, "head"):
         return "the model has no separate backbone (use a timm model)"
     if getattr(net, "freeze", None) != "all":
-        return f"the backbone is not fully frozen (model.freeze={getattr(net, 'freeze', None)})"
+        return f"the backbone is not fully frozen (model.net.freeze={getattr(net, 'freeze', None)})"
     if getattr(datamodule, "augment_on", "cpu") == "gpu":
         return "data.augment_on=gpu leaves normalisation to the device; use augment_on=cpu"
     if datamodule.imbalance in ("oversample", "both"):
@@ -47,7 +49,7 @@ def with_feature_cache(model: pl.LightningModule, datamodule) -> pl.LightningDat
     """The feature-serving datamodule when it gives the same model, else the image one."""
     blocker = feature_cache_blocker(model, datamodule)
     if blocker is not None:
-        log.info("train.feature_cache=true, but training from images: %s.", blocker)
+        log.info("data.feature_cache=true, but training from images: %s.", blocker)
         return datamodule
     return FeatureDataModule(datamodule, model)
 
@@ -63,7 +65,7 @@ class FeatureDataModule(pl.LightningDataModule):
         self.features: dict[str, TensorDataset] = {}
 
     def __getattr__(self, name: str):
-        # everything but the loaders (class names, rows, test variants, ...) is the image
+        # everything but the loaders (class names, rows, test sets, ...) is the image
         # datamodule's
         if name in ("images", "model", "device", "features") or name.startswith("_"):
             raise AttributeError(name)
@@ -111,19 +113,8 @@ class FeatureDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test_full" if self.images.test_variant == "test_full" else "test")
-
-    def test_variants(self) -> list[str]:
-        return self.images.test_variants()
-
-    @property
-    def test_variant(self) -> str:
-        return self.images.test_variant
-
-    @test_variant.setter
-    def test_variant(self, value: str) -> None:
-        self.images.test_variant = value
+    def test_dataloader(self, name: str = "test") -> DataLoader:
+        return self._loader(check_choice("test set", name, self.images.test_sets))
 
     def state_dict(self):
         return self.images.state_dict()

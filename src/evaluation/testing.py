@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 
+from src.data.schema import phylum_of
+from src.evaluation.writers import TEST_METRICS_FILE, named_metrics, write_test_report
+from src.runs.files import write_json
 
-def run_tests(trainer: pl.Trainer, model, datamodule, ckpt_path: str | None) -> None:
-    """Test; when val/test were filtered, test the unfiltered test set too (both reported)."""
-    for variant in datamodule.test_variants():
-        datamodule.test_variant = variant
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    datamodule.test_variant = "test"
+
+def run_tests(
+    trainer: pl.Trainer,
+    model: pl.LightningModule,
+    datamodule,
+    output_dir: str | Path,
+    ckpt_path: str | None = None,
+) -> dict[str, float]:
+    """Test on each of ``datamodule.test_sets``; write ``test_metrics.json`` and the reports.
+
+    ``test_metrics.json`` holds ``test/*`` and, when val/test were filtered, ``test_full/*``
+    (the unfiltered test set); the per-class table and figures describe ``test``.
+    """
+    datamodule.setup("test")
+    metrics: dict[str, float] = {}
+    for name in datamodule.test_sets:
+        trainer.test(model, dataloaders=datamodule.test_dataloader(name), ckpt_path=ckpt_path)
+        metrics.update(named_metrics(name, trainer.callback_metrics))
+        if name == "test" and trainer.is_global_zero:
+            probabilities, labels = model.test_predictions()
+            family = datamodule.target == "family"
+            write_test_report(
+                output_dir,
+                probabilities,
+                labels,
+                datamodule.datasets[name],
+                model.class_names,
+                phylum_of(datamodule.index) if family else {},
+                trainer.loggers,
+                trainer.global_step,
+            )
+    if trainer.is_global_zero:
+        write_json(Path(output_dir) / TEST_METRICS_FILE, metrics)
+    return metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,15 @@ def _plain(value: Any) -> Any:
 class SpeciesClassifier(pl.LightningModule):
     """Classifies images into ``class_names``; everything needed to rebuild it is a hparam.
 
-    ``architecture`` is the import path of an ``nn.Module`` taking ``num_classes`` and
-    ``net_args`` (``backbone``, ``freeze``, ``head``, ...); the network is built here, not
-    passed in, so a checkpoint alone can recreate the model.
+    ``net`` is the network's config: ``_target_``, the import path of an ``nn.Module`` that
+    takes ``num_classes``, and its other arguments (``conf/model/*.yaml``'s ``net:`` node). The
+    network is built here, not passed in, so a checkpoint alone can recreate the model.
+    ``optimizer`` and ``scheduler`` are chosen by ``name`` (see :mod:`src.models.optim`).
     """
 
     def __init__(
         self,
-        architecture: str,
+        net: dict[str, Any],
         class_names: list[str],
         optimizer: dict | None = None,
         scheduler: dict | None = None,
@@ -45,17 +47,20 @@ class SpeciesClassifier(pl.LightningModule):
         backbone_lr_mult: float | None = None,
         channels_last: bool = False,
         compile: bool = False,
-        **net_args: Any,
     ) -> None:
         super().__init__()
-        optimizer, scheduler = _plain(optimizer), _plain(scheduler)
+        net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
+        if not isinstance(net, dict) or "_target_" not in net:
+            raise TypeError(
+                f"net must be the network's config, a dict with a _target_ (e.g. "
+                f"{{'_target_': 'src.models.timm_net.TimmNet', 'backbone': ...}}), not {net!r}"
+            )
         check_optimizer(optimizer)
-        net_args = {key: _plain(value) for key, value in net_args.items()}
         if class_weights is not None:
             class_weights = [float(w) for w in class_weights]
         self.save_hyperparameters(
             {
-                "architecture": architecture,
+                "net": net,
                 "class_names": list(class_names),
                 "optimizer": optimizer,
                 "scheduler": scheduler,
@@ -65,12 +70,9 @@ class SpeciesClassifier(pl.LightningModule):
                 "backbone_lr_mult": backbone_lr_mult,
                 "channels_last": channels_last,
                 "compile": compile,
-                **net_args,
             }
         )
-        self.net: nn.Module = hydra.utils.instantiate(
-            {"_target_": architecture, "num_classes": len(class_names), **net_args}
-        )
+        self.net: nn.Module = hydra.utils.instantiate({**net, "num_classes": len(class_names)})
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         # kept out of the module tree so checkpoints hold the plain network's keys
@@ -211,6 +213,31 @@ class SpeciesClassifier(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
+def _current_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``hyper_parameters`` as :class:`SpeciesClassifier` takes them now, with
+    the network's pretrained weights switched off.
+
+    Checkpoints written before the model config was nested (up to commit d0a44a8) hold the
+    network's import path as ``architecture`` and its arguments (``backbone``, ``pretrained``,
+    ``weights``, ``freeze``, ``unfreeze_last``, ``head``; the baseline's ``channels``,
+    ``hidden``, ``dropout``, ``kernel_l2``) on the top level, beside the LightningModule's
+    own; they become ``net: {_target_: <architecture>, <those arguments>}``, so models trained
+    then still load. ``pretrained``/``weights`` are turned off in either layout: the
+    checkpoint holds the trained weights, and loading it must neither download nor need the
+    weights file the run started from.
+    """
+    hparams = dict(hparams)
+    if "architecture" in hparams:  # the old, flat layout
+        own = set(inspect.signature(SpeciesClassifier.__init__).parameters) - {"self", "net"}
+        net = {"_target_": hparams.pop("architecture")}
+        net.update({key: hparams.pop(key) for key in list(hparams) if key not in own})
+        hparams["net"] = net
+    net = dict(hparams["net"])
+    if "pretrained" in net or "weights" in net:
+        net.update(pretrained=False, weights=None)
+    return {**hparams, "net": net}
+
+
 def load_classifier(path: str | Path, map_location: str = "cpu") -> SpeciesClassifier:
     """Rebuild a trained classifier from its checkpoint alone, without downloading weights.
 
@@ -223,10 +250,7 @@ def load_classifier(path: str | Path, map_location: str = "cpu") -> SpeciesClass
             f"{path} is not a checkpoint of this project's classifier (no hyper_parameters "
             "or state_dict); pass a .ckpt file written by python -m src.train."
         )
-    hparams = dict(checkpoint["hyper_parameters"])
-    if "pretrained" in hparams:  # the checkpoint holds the trained weights already
-        hparams.update(pretrained=False, weights=None)
-    model = SpeciesClassifier(**hparams)
+    model = SpeciesClassifier(**_current_hparams(checkpoint["hyper_parameters"]))
     model.load_state_dict(checkpoint["state_dict"])
     model.run_config = checkpoint.get("run_config")
     model.datamodule_state = next(

@@ -27,7 +27,7 @@ def apply_freeze(
     backbone: nn.Module, policy: str = "all", unfreeze_last: int = 0
 ) -> list[nn.Module]:
     """Set ``requires_grad`` on the backbone; returns the layers left trainable."""
-    check_choice("model.freeze", policy, FREEZE_POLICIES)
+    check_choice("model.net.freeze", policy, FREEZE_POLICIES)
     layers = [m for m in parameterised_layers(backbone) if not is_batchnorm(m)]
     if policy == "none":
         backbone.requires_grad_(True)

@@ -36,7 +36,7 @@ class ClassifierHead(nn.Sequential):
         dropout: float = 0.5,
     ) -> None:
         act = ACTIVATIONS[
-            check_choice("model.head.activation", activation or "none", list(ACTIVATIONS))
+            check_choice("model.net.head.activation", activation or "none", list(ACTIVATIONS))
         ]
         layers: list[nn.Module] = []
         width = in_features

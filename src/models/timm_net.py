@@ -26,8 +26,8 @@ def create_backbone(name: str, pretrained: bool = True, weights: str | None = No
             path = Path(weights).expanduser()
             if not path.is_file():
                 raise WeightsUnavailableError(
-                    f"model.weights={weights} does not exist; give the path of a .safetensors, "
-                    ".pth or .bin file of {name}, or set model.weights=null."
+                    f"model.net.weights={weights} does not exist; give the path of a "
+                    f".safetensors, .pth or .bin file of {name}, or set model.net.weights=null."
                 )
             return timm.create_model(
                 name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)}
@@ -40,7 +40,7 @@ def create_backbone(name: str, pretrained: bool = True, weights: str | None = No
             raise WeightsUnavailableError(
                 f"Pretrained weights for {name} could not be downloaded from the Hugging Face "
                 "hub (no internet?): download them on a machine with internet and pass "
-                "model.weights=PATH, or train from scratch with model.pretrained=false."
+                "model.net.weights=PATH, or train from scratch with model.net.pretrained=false."
             ) from err
         raise
 

@@ -2,9 +2,9 @@
 
 params:
   model.optimizer.lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}
-  model.head.dropout: {type: float, low: 0.4, high: 0.7, step: 0.1}
-  model.unfreeze_last: {type: int, low: 0, high: 40, step: 2}
-  model.freeze: {type: categorical, choices: [all, partial]}
+  model.net.head.dropout: {type: float, low: 0.4, high: 0.7, step: 0.1}
+  model.net.unfreeze_last: {type: int, low: 0, high: 40, step: 2}
+  model.net.freeze: {type: categorical, choices: [all, partial]}
 """
 
 from __future__ import annotations

@@ -1,0 +1,92 @@
+"""The sweep summary (summary.csv, summary.md) of a grid with ``-m``, and ``src.report``
+built on it: every run with its error, and empty or broken json files survived."""
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from tests.helpers import run_module
+from tests.studies import run
+
+
+def test_grid_summary_lists_every_run_and_the_errors(tmp_path):
+    sweep = tmp_path / "grid"
+    result = run(
+        tmp_path,
+        "model.optimizer.lr=0.001,0.003",
+        "data.preprocess=original,sepia",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode != 0  # Hydra reports that part of the sweep failed
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 4
+    assert sorted(summary["status"]) == ["completed", "completed", "failed", "failed"]
+    failed = summary[summary["status"] == "failed"]
+    assert failed["error"].str.contains("data.preprocess='sepia' is not one of").all()
+    assert failed["overrides"].str.contains("data.preprocess=sepia").all()
+    completed = summary[summary["status"] == "completed"]
+    assert completed["test/f1_macro"].notna().all()
+    assert list(summary["best val/f1_macro"].dropna()) == sorted(
+        summary["best val/f1_macro"].dropna(), reverse=True
+    )
+    table = (sweep / "summary.md").read_text()
+    assert table.count("\n| ") == 4 and "sepia" in table
+    again = run_module(tmp_path, "src.report", str(sweep), timeout=120)
+    assert again.returncode == 0 and "4 runs" in again.stdout
+
+
+def fake_run(sweep: Path, name: str, override: str, files: dict[str, str]) -> Path:
+    """A run folder as a sweep leaves it, with the given files (possibly empty or broken)."""
+    run_dir = sweep / name
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(f"- {override}\n")
+    for file_name, content in files.items():
+        (run_dir / file_name).write_text(content)
+    return run_dir
+
+
+def test_summary_survives_empty_and_broken_json_files(tmp_path):
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from src.sweeps.summary import RunStatusCallback
+
+    sweep = tmp_path / "sweep"
+    fake_run(
+        sweep,
+        "0",
+        "model.optimizer.lr=0.001",
+        {
+            "run_status.json": '{"status": "completed", "score": 0.5}',
+            "test_metrics.json": '{"test/f1_macro": 0.4}',
+        },
+    )
+    # killed while writing (before files were written whole): an empty status, broken metrics
+    fake_run(
+        sweep,
+        "1",
+        "model.optimizer.lr=0.003",
+        {"run_status.json": "", "test_metrics.json": '{"test/f1'},
+    )
+    result = run_module(tmp_path, "src.report", str(sweep), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 runs" in result.stdout and "model.optimizer.lr=0.003" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("Ignoring") == 2 and "run_status.json" in result.stderr
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary["status"].str.startswith("unknown").sum() == 1
+
+    # a job whose fit summary is broken still records its status
+    run_dir = fake_run(sweep, "2", "model.optimizer.lr=0.01", {"fit_summary.json": "{"})
+    config = OmegaConf.create(
+        {"hydra": {"runtime": {"output_dir": str(run_dir)}, "mode": "RUN"}, "monitor": "val/acc"}
+    )
+    done = JobReturn(status=JobStatus.COMPLETED, _return_value=0.25)
+    RunStatusCallback().on_job_end(config, done)
+    status = yaml.safe_load((run_dir / "run_status.json").read_text())
+    assert status["status"] == "completed" and status["score"] == 0.25
