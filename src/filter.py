@@ -16,10 +16,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from src.data.schema import COLUMNS
+from src.models.clip import ClipSpec
 from src.models.zeroshot import (
     FILTERED_INDEX,
     SCORES_FILE,
-    ClipSpec,
     cache_key,
     cached_scores,
     contact_sheet,
@@ -39,13 +39,9 @@ register_resolvers()
 def clip_scores(cfg: DictConfig, root: Path, index: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     """Scores from the cache when model, prompts and files are unchanged, else from CLIP."""
     options = cfg.filter
-    if options.get("model_config_dir"):
-        import open_clip
-
-        open_clip.add_model_config(options.model_config_dir)
     animal = expand_prompts(options.prompts.animal, sorted(index["phylum"].unique()))
     other = list(options.prompts.non_animal)
-    spec = ClipSpec(options.model, options.pretrained, options.weights)
+    spec = ClipSpec(options.model, options.pretrained, options.weights, options.model_config_dir)
     key = cache_key(spec, animal, other, index["file_path"].tolist())
     frame = cached_scores(out_dir, key)
     if frame is not None:

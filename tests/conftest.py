@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -63,3 +64,23 @@ def tiny_run(tmp_path_factory) -> Path:
     result = run_module(tmp, "src.train", *TINY_TRAIN, f"hydra.run.dir={tmp / 'run'}", "seed=7")
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp / "run"
+
+
+# a randomly initialised open_clip architecture small enough for CPU tests
+TINY_CLIP = {
+    "embed_dim": 32,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def clip_configs(tmp_path_factory) -> Path:
+    """A folder with ``tiny-clip.json``, registered with open_clip (``tiny-clip`` loads)."""
+    import open_clip
+
+    folder = tmp_path_factory.mktemp("clip_configs")
+    (folder / "tiny-clip.json").write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(folder)
+    return folder

@@ -3,44 +3,16 @@
 import json
 from pathlib import Path
 
-import open_clip
 import pandas as pd
 import pytest
 
 from src.data.datamodule import RareSpeciesDataModule
-from src.models.zeroshot import (
-    ClipSpec,
-    cache_key,
-    decide,
-    expand_prompts,
-    resolve_model_name,
-    score,
-    scores_frame,
-)
-from tests.helpers import TINY_DATA, compose_config, offline_error, run_module
+from src.models.clip import ClipSpec
+from src.models.zeroshot import cache_key, decide, expand_prompts, score, scores_frame
+from tests.helpers import TINY_DATA, compose_config, run_module
 
-TINY_CLIP = {
-    "embed_dim": 32,
-    "quick_gelu": True,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
 ANIMAL = ["a photo of an animal", "a photo of a {phylum}"]
 OTHER = ["a map", "text", "a blank image"]
-
-
-@pytest.fixture(scope="module")
-def clip_configs(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("clip_configs")
-    (folder / "tiny-clip.json").write_text(json.dumps(TINY_CLIP))
-    open_clip.add_model_config(folder)
-    return folder
-
-
-def test_openai_weights_get_quickgelu():
-    assert resolve_model_name("ViT-B-16", "openai") == "ViT-B-16-quickgelu"
-    assert resolve_model_name("ViT-B-16-quickgelu", "openai") == "ViT-B-16-quickgelu"
-    assert resolve_model_name("ViT-B-16", "laion2b_s34b_b88k") == "ViT-B-16"
 
 
 def test_phylum_prompts_expand():
@@ -143,18 +115,6 @@ def filter_in_process(tmp_path, clip_configs, monkeypatch, threshold: float) -> 
         f"paths.output_dir={tmp_path / 'run2'}",
     )
     return src.filter.run_filter(cfg)
-
-
-def test_offline_openai_weights_fail_in_one_sentence():
-    code = (
-        "from src.models.zeroshot import ClipSpec, load_clip\n"
-        "load_clip(ClipSpec('ViT-B-16', 'openai'))\n"
-    )
-    stderr = offline_error(code)
-    assert "ClipUnavailableError: The CLIP weights 'openai' for ViT-B-16-quickgelu could not" in (
-        stderr
-    )
-    assert "filter.weights=PATH" in stderr
 
 
 def onlyanimals(root: Path, tmp_path: Path, keep: pd.DataFrame, **kwargs):

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,76 +21,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from src.data.images import DEFAULT_MAX_PIXELS, BadImageError, load_rgb
-from src.errors import UserFacingError
+from src.models.clip import ClipSpec, load_clip
 from src.runs.files import write_csv, write_with
 
 log = logging.getLogger(__name__)
 SCORES_FILE = "clip_scores.csv"
 FILTERED_INDEX = "metadata_onlyanimals.csv"
 CACHE_DIR = ".clip_cache"
-QUICKGELU_TAGS = ("openai",)
-
-
-class ClipUnavailableError(UserFacingError, RuntimeError):
-    """The CLIP model or its weights cannot be had."""
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    model: str = "ViT-B-16-quickgelu"
-    pretrained: str | None = "openai"
-    weights: str | None = None
-
-    def identity(self) -> dict[str, str | None]:
-        """What the scores depend on (a local file by name, size and mtime)."""
-        weights = None
-        if self.weights:
-            stat = Path(self.weights).stat()
-            weights = f"{Path(self.weights).name}:{stat.st_size}:{stat.st_mtime_ns}"
-        return {"model": self.model, "pretrained": self.pretrained, "weights": weights}
-
-
-def resolve_model_name(model: str, pretrained: str | None) -> str:
-    """OpenAI's CLIP weights were trained with QuickGELU: use the -quickgelu architecture.
-
-    ``ViT-B-16`` with ``openai`` weights would run the wrong activation and only warn.
-    """
-    import open_clip
-
-    if pretrained in QUICKGELU_TAGS and not model.endswith("-quickgelu"):
-        candidate = f"{model}-quickgelu"
-        if candidate in open_clip.list_models():
-            log.info("Using %s: OpenAI weights need QuickGELU.", candidate)
-            return candidate
-    return model
-
-
-def load_clip(spec: ClipSpec, device: str = "cpu"):
-    """(model, preprocess, tokenizer); weights from a local file, a tag, ``hf-hub:`` or none."""
-    import open_clip
-
-    name = resolve_model_name(spec.model, spec.pretrained)
-    pretrained = spec.weights or spec.pretrained
-    if spec.weights and not Path(spec.weights).is_file():
-        raise ClipUnavailableError(f"filter.weights={spec.weights} does not exist.")
-    try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained, device=device
-        )
-    except RuntimeError as err:
-        if "Unknown model" in str(err) or "not found" in str(err).lower():
-            raise ClipUnavailableError(f"open_clip has no model {name!r}: {err}") from err
-        raise ClipUnavailableError(_offline_message(name, pretrained)) from err
-    except OSError as err:
-        raise ClipUnavailableError(_offline_message(name, pretrained)) from err
-    return model.eval(), preprocess, open_clip.get_tokenizer(name)
-
-
-def _offline_message(name: str, pretrained: str | None) -> str:
-    return (
-        f"The CLIP weights {pretrained!r} for {name} could not be downloaded (no internet?): "
-        "download them on a machine with internet and pass filter.weights=PATH."
-    )
 
 
 def expand_prompts(prompts: Sequence[str], phyla: Sequence[str]) -> list[str]:
