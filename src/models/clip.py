@@ -9,6 +9,7 @@ Weights come from a local file (offline machines), an open_clip tag (``openai``,
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,17 @@ class ClipSpec:
             stat = Path(self.weights).stat()
             weights = f"{Path(self.weights).name}:{stat.st_size}:{stat.st_mtime_ns}"
         return {"model": self.model, "pretrained": self.pretrained, "weights": weights}
+
+
+def spec_from_net(net: Mapping[str, Any]) -> ClipSpec:
+    """The :class:`ClipSpec` of a ``model.net`` config node (``conf/model/openclip.yaml``)."""
+    return ClipSpec(
+        model=net["name"],
+        pretrained=net.get("pretrained"),
+        weights=net.get("weights"),
+        config_dir=net.get("config_dir"),
+        weights_key="model.net.weights",
+    )
 
 
 def resolve_model_name(model: str, pretrained: str | None) -> str:
