@@ -4,6 +4,7 @@
     python -m src.bench model     [--backbones convnext_base tf_efficientnetv2_b0] [--device cuda]
     python -m src.bench features  [--backbone resnet50] [--images 256]
     python -m src.bench epoch     [--root DIR] [--model convnext] [--augment-on gpu cpu]
+    python -m src.bench baselines [--clip-model ViT-B-16] [--classes 400] [--shots 1 5]
 
 Each writes ``bench.json`` and ``bench.md`` (with the machine it ran on) into ``--out``.
 Ratios are the headline: these machines are shared and noisy.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from src.benchmarks.baselines import bench_baselines
 from src.benchmarks.data import bench_data
 from src.benchmarks.epoch import bench_epoch
 from src.benchmarks.features import bench_features
@@ -30,6 +32,7 @@ BENCHES = {
     "model": bench_model,
     "features": bench_features,
     "epoch": bench_epoch,
+    "baselines": bench_baselines,
 }
 
 
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("what", choices=["data", "model", "features", "epoch"], nargs="+")
+    parser.add_argument("what", choices=list(BENCHES), nargs="+")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
     parser.add_argument("--root", type=Path, help="an image root (default: synthetic full-size)")
     parser.add_argument("--images", type=int, default=200)
@@ -73,6 +76,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--overrides", nargs="*", default=[], help="more Hydra overrides of the epoch bench"
     )
+    baselines = parser.add_argument_group("baselines")
+    baselines.add_argument(
+        "--clip-model", default="ViT-B-16", help="open_clip architecture (random weights)"
+    )
+    baselines.add_argument("--clip-config-dir", help="a folder of extra open_clip configs")
+    baselines.add_argument("--classes", type=int, default=400, help="few-shot classes")
+    baselines.add_argument("--per-class", type=int, default=30, help="images per class")
+    baselines.add_argument("--dim", type=int, default=512, help="embedding size")
+    baselines.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    baselines.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     rows = [row for what in args.what for row in BENCHES[what](args)]
     info = machine()

@@ -59,6 +59,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"{cfg.ckpt_path} was trained on other classes than {datamodule.root} has; "
             "point data.root at the data it was trained on."
         )
+    model.check_image_size(datamodule.image_size)
     datamodule.use_data_config(model.data_config)
     trainer = instantiate(cfg.trainer, logger=False)
     return run_tests(trainer, model, datamodule, cfg.paths.output_dir)

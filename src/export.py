@@ -34,6 +34,7 @@ def contract(model: SpeciesClassifier, state: dict[str, Any]) -> dict[str, Any]:
         "preprocess": state.get("preprocess", "original"),
         **{key: model.data_config[key] for key in ("mean", "std", "interpolation")},
         "output": "logits (N, classes); softmax for probabilities",
+        "target": state.get("target", "family"),
         "class_names": model.class_names,
         "phylum": state.get("phylum", {}),
     }
@@ -43,7 +44,9 @@ def export(model: SpeciesClassifier, image_size: int, path: Path, fmt: str) -> P
     """Write ``model`` (in eval mode, on CPU) as ONNX or TorchScript to ``path``."""
     check_choice("format", fmt, FORMATS)
     model = model.cpu().eval()
-    example = torch.zeros(1, 3, image_size, image_size)
+    # a batch of 2: torch.export fixes a dimension whose example size is 1, and the batch
+    # size of transformer towers (open_clip's ViTs) would then be exported as a constant
+    example = torch.zeros(2, 3, image_size, image_size)
     if fmt == "torchscript":
         traced = torch.jit.trace(model.net, example)
         return write_with(path, lambda temporary: traced.save(str(temporary)))

@@ -1,8 +1,10 @@
-"""Name the family of new photos: ``python -m src.predict ckpt_path=best.ckpt inputs=photos/``.
+"""Name the class of new photos: ``python -m src.predict ckpt_path=best.ckpt inputs=photos/``.
 
 ``inputs`` is an image file, a folder (searched recursively) or a CSV with a ``path`` (or
-``file_path``) column. Writes a CSV with the top-k families and probabilities, the phylum
-of the top family and an "uncertain" flag; unreadable files are listed with the reason.
+``file_path``) column. Writes a CSV with the top-k classes of the checkpoint's target rank
+(families by default) and probabilities, the phylum of the top class, its scientific and
+common name when the target is species and the training index had them (``top1_name``),
+and an "uncertain" flag; unreadable files are listed with the reason.
 """
 
 from __future__ import annotations
@@ -86,7 +88,10 @@ def predict(
     device: str | None = None,
     phylum: dict[str, str] | None = None,
     uncertain_below: float = 0.5,
+    readable: dict[str, str] | None = None,
 ) -> pd.DataFrame:
+    """The top-k classes of each image; ``phylum`` and ``readable`` map a class to its
+    phylum and its readable name (``top1_name``, only when ``readable`` is given)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     loader = DataLoader(
@@ -106,15 +111,27 @@ def predict(
                 for rank, (p, i) in enumerate(zip(row_values.tolist(), row_indices.tolist()), 1):
                     row[f"top{rank}"], row[f"p{rank}"] = names[i], round(p, 4)
                 row["phylum"] = (phylum or {}).get(row["top1"], "")
+                if readable:
+                    row["top1_name"] = readable.get(row["top1"], "")
                 row["uncertain"] = row["p1"] < uncertain_below
             rows.append(row)
     return pd.DataFrame(rows)
 
 
+def class_phylum(model: SpeciesClassifier, state: dict[str, Any]) -> dict[str, str]:
+    """Each class -> its phylum: saved in the checkpoint (older ones: from the shipped index)."""
+    target = state.get("target", "family")
+    if target == "phylum":
+        return {name: name for name in model.class_names}
+    if "phylum" in state:
+        return state["phylum"]
+    return phylum_of(read_reference_index(), target)
+
+
 def run_predict(cfg: DictConfig) -> pd.DataFrame:
     model = load_classifier(cfg.ckpt_path)
     state = model.datamodule_state
-    phylum = state.get("phylum") or phylum_of(read_reference_index())
+    phylum = class_phylum(model, state)
     paths = collect_inputs(cfg.inputs)
     if not paths:
         raise UserFacingError(f"No images found in {cfg.inputs}.")
@@ -129,10 +146,12 @@ def run_predict(cfg: DictConfig) -> pd.DataFrame:
         cfg.device,
         phylum,
         cfg.uncertain_below,
+        state.get("names"),
     )
     output = Path(cfg.output or Path(cfg.paths.output_dir) / "predictions.csv")
     write_csv(table, output)
-    shown = [c for c in ("path", "status", "top1", "p1", "phylum", "uncertain") if c in table]
+    columns = ("path", "status", "top1", "top1_name", "p1", "phylum", "uncertain")
+    shown = [c for c in columns if c in table]
     print(table[shown].head(cfg.show).fillna("").to_string(index=False))
     failed = int((table["status"] != "ok").sum())
     print(f"\n{len(table)} images, {failed} unreadable; wrote {output}")

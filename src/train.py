@@ -51,6 +51,7 @@ def build(
         class_weights=None if class_weights is None else class_weights.tolist(),
         _recursive_=False,
     )
+    model.check_image_size(datamodule.image_size)
     datamodule.use_data_config(model.data_config)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     loggers = instantiate_all(cfg.get("logger"))

@@ -1,3 +1,5 @@
+import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -7,8 +9,13 @@ import torch
 from src.data import images
 from src.data.datamodule import BAD_IMAGES_FILE, RareSpeciesDataModule
 from src.data.schema import DataFormatError
+from src.data.synthetic import write_synthetic
+from src.errors import ConfigError
 from src.models.classifier import SpeciesClassifier
+from src.models.metrics import TEST_KEYS
 from tests.helpers import (
+    TINY_DATA,
+    compose_config,
     damage_jpeg_body,
     garbage_idat_png,
     jpeg_with_trailing_bytes,
@@ -117,7 +124,7 @@ def test_bad_options_are_refused(tiny_root, tmp_path):
         {"imbalance": "smote"},
         {"preprocess": "sepia"},
         {"on_bad_image": "ignore"},
-        {"target": "genus"},
+        {"target": "colour"},
     ):
         with pytest.raises(ValueError, match="is not one of"):
             make(tiny_root, tmp_path, **option)
@@ -191,3 +198,89 @@ def test_train_refuses_bad_data_numbers_in_one_line(tiny_root, tmp_path, overrid
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"error: {override} is not allowed: use a whole number {allowed}." in result.stderr
+
+
+# ---- the target: any rank of the index ---------------------------------------------------
+@pytest.fixture(scope="module")
+def species_source(tmp_path_factory) -> Path:
+    """The tiny set made for data.target=species: 16 whole species of 12 images, 6 families."""
+    root = tmp_path_factory.mktemp("species_source")
+    return write_synthetic(root, "tiny", 0, (40, 56), progress=False, target="species")
+
+
+def test_species_target_falls_back_to_eol_page_id(species_source, tmp_path):
+    dm = make(species_source, tmp_path, target="species")
+    dm.setup()
+    pages = pd.read_csv(species_source / "metadata.csv")["eol_page_id"].astype(str)
+    assert dm.class_names == sorted(pages.unique()) and dm.num_classes == 16
+    for name in ("train", "val", "test"):  # stratified: every species everywhere
+        assert dm.rows[name]["species"].nunique() == 16
+        assert dm.class_names[dm.datasets[name].labels[0]] == dm.rows[name]["species"].iloc[0]
+    saved = pd.read_csv(tmp_path / "run" / "split" / "test.csv")
+    assert saved["species"].astype(str).tolist() == dm.rows["test"]["species"].tolist()
+    assert rows_of(species_source, tmp_path, target="species")["val"].equals(dm.rows["val"])
+    state = dm.state_dict()
+    assert state["target"] == "species" and set(state["phylum"]) == set(dm.class_names)
+    assert state["names"] == {}  # the shipped index has no scientific or common names
+
+
+def test_species_column_and_names_are_used_when_present(species_source, tmp_path):
+    root = Path(shutil.copytree(species_source, tmp_path / "root"))
+    frame = pd.read_csv(root / "metadata.csv")
+    frame["species"] = frame["family"] + " sp" + frame["eol_page_id"].astype(str).str[-2:]
+    frame["sciName"] = frame["species"].str.capitalize()
+    frame["common"] = "rare " + frame["family"]
+    frame.to_csv(root / "metadata.csv", index=False)
+    dm = make(root, tmp_path, target="species")
+    dm.setup()
+    assert dm.class_names == sorted(frame["species"].unique())
+    name = dm.class_names[0]
+    assert dm.state_dict()["names"][name] == f"{name.capitalize()} (rare {name.split()[0]})"
+
+
+def test_family_target_of_a_species_set_and_phylum_of_each_class(species_source, tmp_path):
+    dm = make(species_source, tmp_path)
+    dm.setup()
+    frame = pd.read_csv(species_source / "metadata.csv")
+    assert dm.class_names == sorted(frame["family"].unique())
+    assert "species" not in dm.index.columns  # added only for a species target
+    assert dm.state_dict()["phylum"] == dict(zip(frame["family"], frame["phylum"]))
+    phyla = make(species_source, tmp_path / "phyla", target="phylum")
+    phyla.setup()
+    assert phyla.state_dict()["phylum"] == {}  # the classes are the phyla
+
+
+def test_a_rank_the_index_lacks_is_one_sentence_at_setup(tiny_root, tmp_path):
+    dm = make(tiny_root, tmp_path, target="genus")  # a rank: the constructor takes it
+    with pytest.raises(ConfigError) as err:
+        dm.setup()
+    message = str(err.value)
+    assert "\n" not in message and message.endswith(".")
+    assert "data.target='genus' is not a column of this index, whose ranks are " in message
+    assert "kingdom, phylum, family, species" in message
+
+
+def test_train_on_species_end_to_end(tmp_path):
+    """python -m src.train debug=tiny data.target=species trainer.max_epochs=1, in-process."""
+    from src.runs.cli import register_resolvers
+    from src.train import train
+
+    register_resolvers()
+    run = tmp_path / "run"
+    cfg = compose_config(
+        "train",
+        *TINY_DATA,
+        "data.target=species",
+        "trainer.max_epochs=1",
+        "logger=none",
+        f"paths.output_dir={run}",
+    )
+    assert cfg.data.root.endswith("-species")  # the species-level synthetic set
+    train(cfg)
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert set(metrics) >= set(TEST_KEYS)
+    report = pd.read_csv(run / "classification_report.csv", dtype={"class": str})
+    pages = pd.read_csv(Path(cfg.data.root) / "metadata.csv")["eol_page_id"].astype(str)
+    assert sorted(report["class"]) == sorted(pages.unique())  # 16 species
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["class_names"] == sorted(pages.unique())

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from src.data.download import DownloadError, convert, main
-from src.data.schema import COLUMNS, read_index, read_reference_index
+from src.data.download import EXTRA_COLUMNS, DownloadError, convert, main
+from src.data.schema import COLUMNS, RANKS, available_ranks, read_index, read_reference_index
 
 TAXA = ["class", "order", "family", "genus", "species"]
 
@@ -138,7 +138,7 @@ def test_convert_from_the_catalog(hf_snapshot, tmp_path):
     out = tmp_path / "out"
     converted = convert(snapshot, out)
     frame = read_index(out / "metadata.csv")
-    assert tuple(frame.columns) == COLUMNS
+    assert tuple(frame.columns) == COLUMNS + EXTRA_COLUMNS  # every rank of the catalog
     assert len(frame) == 12  # the duplicate is dropped
     assert list(frame["file_path"]) == list(rows["file_path"])
     assert list(frame["family"]) == list(rows["family"])  # lower case, as the real index
@@ -150,7 +150,43 @@ def test_convert_with_the_reference_index_keeps_its_ids(hf_snapshot, tmp_path):
     out = tmp_path / "out"
     convert(snapshot, out, index=rows, mode="copy")
     frame = pd.read_csv(out / "metadata.csv")
-    assert frame.to_dict("records") == rows[list(COLUMNS)].to_dict("records")
+    assert frame[list(COLUMNS)].to_dict("records") == rows[list(COLUMNS)].to_dict("records")
+    assert list(frame.columns[len(COLUMNS) :]) == list(EXTRA_COLUMNS)
+
+
+@pytest.mark.parametrize("source", ["catalog", "reference"])
+def test_every_rank_of_the_catalog_is_kept(hf_snapshot, tmp_path, source):
+    snapshot, rows = hf_snapshot
+    out = tmp_path / "out"
+    convert(snapshot, out, index=rows if source == "reference" else None)
+    frame = read_index(out / "metadata.csv")
+    assert list(frame["class"]) == [f"class{i % 2}" for i in range(12)]  # lower case
+    assert set(frame["order"]) == {"order"}
+    assert list(frame["genus"]) == [f"genus{i}" for i in range(12)]
+    # the catalog's species is the epithet: with its genus it names one species
+    assert list(frame["species"]) == [f"genus{i} species" for i in range(12)]
+    assert list(frame["sciName"]) == [f"Genus{i} species" for i in range(12)]
+    assert list(frame["common"]) == [f"animal {i}" for i in range(12)]
+    assert available_ranks(frame) == RANKS
+
+
+def test_a_richer_index_trains_on_any_rank(hf_snapshot, tmp_path):
+    from tests.helpers import tiny_datamodule
+
+    snapshot, rows = hf_snapshot
+    convert(snapshot, tmp_path / "out")
+    families = rows["family"].nunique()
+    for rank, classes in (("genus", 12), ("species", 12), ("class", 2), ("family", families)):
+        dm = tiny_datamodule(tmp_path / "out", tmp_path / rank, target=rank)
+        dm.load_index()
+        assert dm.num_classes == classes, rank
+    names = dm.state_dict()
+    assert names["target"] == "family" and names["names"] == {}
+    dm = tiny_datamodule(tmp_path / "out", tmp_path / "names", target="species")
+    dm.load_index()
+    state = dm.state_dict()
+    assert state["names"]["genus3 species"] == "Genus3 species (animal 3)"
+    assert state["phylum"]["genus3 species"] == rows["phylum"][3]
 
 
 def test_missing_file_is_reported(hf_snapshot, tmp_path):

@@ -62,3 +62,24 @@ def test_predict_a_folder_and_a_csv(checkpoint, tiny_source, tmp_path):
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert (pd.read_csv(tmp_path / "run2" / "predictions.csv")["status"] == "ok").sum() == 5
+
+
+def test_any_target_names_the_phylum_and_the_species(tiny_source):
+    from src.data.transforms import ImagePipeline
+    from src.models.classifier import SpeciesClassifier
+    from src.predict import class_phylum, predict
+
+    model = SpeciesClassifier({"_target_": "src.models.baseline.BaselineCNN"}, ["1", "2"])
+    species = {"target": "species", "phylum": {"1": "chordata", "2": "mollusca"}}
+    assert class_phylum(model, species) == species["phylum"]
+    assert class_phylum(model, {"target": "phylum", "phylum": {}}) == {"1": "1", "2": "2"}
+    assert class_phylum(model, {})["accipitridae"] == "chordata"  # an old family checkpoint
+    paths = [tiny_source / p for p in pd.read_csv(tiny_source / "metadata.csv")["file_path"][:3]]
+    pipeline = ImagePipeline(image_size=32, variant="original", **model.data_config)
+    readable = {"1": "Genus one (an animal)", "2": "Genus two (another)"}
+    table = predict(
+        model, pipeline, paths, 2, 4, 0, device="cpu", phylum=species["phylum"], readable=readable
+    )
+    assert list(table["top1_name"]) == [readable[c] for c in table["top1"]]
+    assert list(table["phylum"]) == [species["phylum"][c] for c in table["top1"]]
+    assert "top1_name" not in predict(model, pipeline, paths[:1], 2, 4, 0, device="cpu")

@@ -5,7 +5,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from src.data.schema import COLUMNS, DataFormatError, read_index, read_reference_index
+from src.data.schema import (
+    COLUMNS,
+    DataFormatError,
+    available_ranks,
+    check_target,
+    class_names,
+    phylum_of,
+    read_index,
+    read_reference_index,
+    species_names,
+    with_target,
+)
+from src.errors import ConfigError
 from tests.helpers import run_module
 
 
@@ -98,3 +110,77 @@ def test_train_explains_an_unreadable_index_in_one_line(tmp_path, rows, content,
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert problem in result.stderr and "metadata.csv" in result.stderr
+
+
+# ---- ranks and targets ------------------------------------------------------------------
+def test_the_shipped_index_has_four_ranks_and_400_species():
+    index = read_reference_index()
+    assert available_ranks(index) == ("kingdom", "phylum", "family", "species")
+    assert len(class_names(index, "species")) == 400
+    assert class_names(index, "kingdom") == ["animalia"]
+
+
+def test_species_falls_back_to_eol_page_id_as_text():
+    index = read_reference_index()
+    targeted = with_target(index, "species")
+    assert "species" not in index.columns  # the caller's frame is left alone
+    assert list(targeted["species"]) == list(index["eol_page_id"].astype(str))
+    assert with_target(index, "family") is index  # nothing to add: the same frame
+
+
+def test_a_species_column_is_used_when_the_index_has_one(rows):
+    named = rows.assign(species=rows["family"] + " epithet")
+    assert with_target(named, "species") is named
+    assert class_names(named, "species") == sorted(set(rows["family"] + " epithet"))
+
+
+@pytest.mark.parametrize("rank", ["genus", "order", "class"])
+def test_a_rank_the_index_lacks_is_one_sentence_naming_the_ranks_it_has(rows, rank):
+    with pytest.raises(ConfigError) as err:
+        with_target(rows, rank)
+    message = one_sentence(err)
+    assert f"data.target={rank!r} is not a column of this index" in message
+    assert "kingdom, phylum, family, species" in message and "src.data.download" in message
+
+
+def test_a_target_that_is_no_rank_is_refused_as_any_choice():
+    with pytest.raises(ConfigError, match=r"data.target='colour' is not one of kingdom, phylum"):
+        check_target("colour")
+
+
+def test_a_name_shared_by_two_families_cannot_be_a_class(rows):
+    epithets = rows.assign(species="africanus")  # an epithet without its genus
+    assert rows["family"].nunique() > 1
+    with pytest.raises(DataFormatError) as err:
+        with_target(epithets, "species")
+    assert "1 species name(s) lie in more than one family (e.g. africanus)" in one_sentence(err)
+
+
+def test_an_empty_target_field_is_named(rows):
+    holes = rows.assign(genus=["g"] * (len(rows) - 1) + [None])
+    with pytest.raises(DataFormatError) as err:
+        with_target(holes, "genus")
+    assert f"1 empty field(s) (first at row {len(rows) + 1})" in one_sentence(err)
+
+
+def test_phylum_of_every_class_of_the_target():
+    index = read_reference_index()
+    families = phylum_of(index)
+    assert phylum_of(index, "family") == families and len(families) == 202
+    species = phylum_of(index, "species")
+    assert len(species) == 400
+    for page, family in zip(index["eol_page_id"].astype(str), index["family"]):
+        assert species[page] == families[family]
+    assert phylum_of(index, "phylum") == phylum_of(index, "kingdom") == {}
+
+
+def test_species_names_are_readable_when_the_index_has_them(rows):
+    named = rows.assign(
+        species=[f"genus{i} epithet" for i in range(len(rows))],
+        sciName=[f"Genus{i} epithet" for i in range(len(rows))],
+        common=[f"animal {i}" if i else "" for i in range(len(rows))],
+    )
+    names = species_names(named, "species")
+    assert names["genus1 epithet"] == "Genus1 epithet (animal 1)"
+    assert names["genus0 epithet"] == "Genus0 epithet"  # no common name
+    assert species_names(named, "family") == {} and species_names(rows, "species") == {}

@@ -3,13 +3,17 @@ import pytest
 
 from src.data.schema import read_reference_index
 from src.data.split import (
+    TEST_FRACTION,
+    VAL_FRACTION,
     SplitError,
     load_or_make_split,
     main,
+    min_class_size,
     read_split,
     stratified_split,
     write_split,
 )
+from src.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +98,33 @@ def test_cli_writes_three_csvs(tmp_path, capsys):
     counts = [len(pd.read_csv(tmp_path / f"{s}.csv")) for s in ("train", "val", "test")]
     assert counts == [9_586, 1_198, 1_199]
     assert "train 9,586" in capsys.readouterr().out
+
+
+def test_species_split_is_stratified_per_species_and_a_partition(index):
+    """400 species of 21-30 images (eol_page_id: the shipped index has no species column)."""
+    parts = stratified_split(index, target="species")
+    counts = {s: parts[s]["species"].value_counts() for s in ("train", "val", "test")}
+    total = index["eol_page_id"].astype(str).value_counts()
+    assert (total.min(), total.max(), len(total)) == (21, 30, 400)
+    assert min_class_size(VAL_FRACTION, TEST_FRACTION) <= total.min()
+    for name, share in (("train", (0.75, 0.85)), ("val", (0.07, 0.12)), ("test", (0.07, 0.12))):
+        assert set(counts[name].index) == set(total.index)  # every species in every split
+        assert (counts[name] / total).reindex(total.index).between(*share).all(), name
+    assert (counts["val"].min(), counts["val"].max()) == (2, 3)
+    ids = [set(parts[s]["file_path"]) for s in ("train", "val", "test")]
+    assert not ids[0] & ids[1] and not ids[0] & ids[2] and not ids[1] & ids[2]
+    assert set().union(*ids) == set(index["file_path"])
+    again = stratified_split(index, target="species")
+    assert list(again["test"].index) == list(parts["test"].index)
+
+
+def test_species_split_uses_a_species_column_when_there_is_one(index):
+    named = index.assign(species="sp " + index["eol_page_id"].astype(str))
+    parts = stratified_split(named, target="species")
+    assert parts["val"]["species"].str.startswith("sp ").all()
+    assert parts["val"]["species"].nunique() == 400
+
+
+def test_a_rank_the_index_lacks_stops_the_split(index):
+    with pytest.raises(ConfigError, match=r"'genus' is not a column .* kingdom, phylum, family"):
+        stratified_split(index, target="genus")

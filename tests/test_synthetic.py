@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -7,12 +8,15 @@ import pytest
 from PIL import Image
 
 from src.data.schema import COLUMNS, read_index, read_reference_index
+from src.data.split import min_class_size, stratified_split
 from src.data.synthetic import (
     DONE_FILE,
     TRUTH_FILE,
     ensure_synthetic,
     family_styles,
     select_rows,
+    species_styles,
+    synthetic_dir_name,
     write_synthetic,
 )
 
@@ -114,3 +118,56 @@ def test_cli(tmp_path, capsys):
 
     main(["--out", str(tmp_path / "cli"), "--scale", "tiny", "--size", "24", "32"])
     assert "images of 6 families" in capsys.readouterr().out
+
+
+# ---- species targets ------------------------------------------------------------------
+def test_family_level_rows_do_not_depend_on_the_target():
+    for scale in ("tiny", "small"):
+        assert select_rows(scale, "phylum").equals(select_rows(scale))
+    assert select_rows("small", "species").equals(select_rows("small"))
+    assert (
+        synthetic_dir_name("tiny", 0, [40, 56], target="family") == "synthetic-tiny-seed0-40to56px"
+    )
+    assert synthetic_dir_name("tiny", 0, [40, 56], 0.15, "species").endswith("40to56px-species")
+
+
+def test_tiny_species_keeps_whole_species_in_every_family():
+    rows = select_rows("tiny", "species")
+    families = select_rows("tiny")["family"].unique()
+    assert sorted(rows["family"].unique()) == sorted(families)
+    per_family = rows.groupby("family")["eol_page_id"].nunique()
+    assert per_family.min() >= 2 and per_family.max() == 3  # several species in each
+    sizes = rows["eol_page_id"].value_counts()
+    assert (sizes == 12).all() and sizes.min() >= min_class_size(0.1, 0.1)
+    parts = stratified_split(rows, target="species")
+    for name in ("train", "val", "test"):
+        assert parts[name]["species"].nunique() == len(sizes), name
+
+
+def test_small_species_split_has_every_species_everywhere():
+    parts = stratified_split(select_rows("small", "species"), target="species")
+    assert {parts[name]["species"].nunique() for name in parts} == {76}
+
+
+def test_species_of_a_family_look_different():
+    rows = read_reference_index()
+    styles = species_styles(rows)
+    assert len(styles) == 400
+    for _, group in rows.groupby("family"):
+        looks = {styles[int(page)] for page in group["eol_page_id"].unique()}
+        assert len(looks) == group["eol_page_id"].nunique()  # up to 10 species a family
+    first = rows.sort_values("eol_page_id").drop_duplicates("family")
+    family = family_styles(sorted(rows["family"].unique()))
+    for row in first.itertuples():  # the first species of a family: the family's own look
+        assert styles[row.eol_page_id] == (*family[row.family], 0)
+
+
+def test_species_set_is_its_own_set(tmp_path):
+    family = ensure_synthetic(tmp_path / "family", scale="tiny", sizes=(24, 32))
+    species = ensure_synthetic(tmp_path / "species", scale="tiny", sizes=(24, 32), target="species")
+    assert "level" not in json.loads((family / DONE_FILE).read_text())  # as it always was
+    assert json.loads((species / DONE_FILE).read_text())["level"] == "species"
+    with pytest.raises(FileExistsError, match="other settings"):
+        ensure_synthetic(tmp_path / "family", scale="tiny", sizes=(24, 32), target="species")
+    frame = read_index(species / "metadata.csv")
+    assert tuple(frame.columns) == COLUMNS and frame["eol_page_id"].nunique() == 16

@@ -22,7 +22,15 @@ from src.data.sampling import (
     check_imbalance,
 )
 from src.data.scan import CHECKS_FILE, check_images
-from src.data.schema import METADATA_FILE, check_target, class_names, phylum_of, read_index
+from src.data.schema import (
+    METADATA_FILE,
+    check_target,
+    class_names,
+    phylum_of,
+    read_index,
+    species_names,
+    with_target,
+)
 from src.data.selection import (
     TEST_SETS,
     all_rows,
@@ -121,12 +129,16 @@ class RareSpeciesDataModule(pl.LightningDataModule):
 
     # ---- index and classes -------------------------------------------------------------
     def prepare_data(self) -> None:
-        if self.synthetic is not None:
-            ensure_synthetic(self.root, **self.synthetic)
+        if self.synthetic is not None:  # a species target gets species that look different
+            ensure_synthetic(self.root, **{"target": self.target, **self.synthetic})
 
     def load_index(self) -> pd.DataFrame:
-        """Read (and check) ``<root>/<metadata_file>``; the classes come from it."""
-        self.index = read_index(self.root / self.metadata_file)
+        """Read (and check) ``<root>/<metadata_file>``; the classes come from it.
+
+        The index has a column for the target from here on, whatever rank it is (``species``
+        from ``eol_page_id`` when the file has none), so every ``rows[self.target]`` works.
+        """
+        self.index = with_target(read_index(self.root / self.metadata_file), self.target)
         return self.index
 
     @property
@@ -337,14 +349,19 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         return self._loader(check_choice("test set", name, self.test_sets))
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: enough to name predictions and rebuild the pixels."""
+        """Saved in every checkpoint: enough to name predictions and rebuild the pixels.
+
+        ``phylum`` maps each class to its phylum (empty for a phylum or kingdom target);
+        ``names`` each species to its scientific and common name, when the index has them.
+        """
         return {
             "class_names": self.class_names,
             "target": self.target,
             "image_size": self.image_size,
             "preprocess": self.preprocess,
             "data_config": self.data_config,
-            "phylum": phylum_of(self.index) if self.target == "family" else {},
+            "phylum": phylum_of(self.index, self.target),
+            "names": species_names(self.index, self.target),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

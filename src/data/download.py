@@ -9,6 +9,9 @@ becomes ``<out>/metadata.csv`` and
 ``<out>/<phylum>_<family>/<content>_<page>_eol-full-size-copy.jpg``.
 By default the rows are those of the shipped real index (11,983 images, the original's
 duplicates already removed), so ids and the split match the original exactly.
+``metadata.csv`` also keeps the catalog's other ranks and names (:data:`EXTRA_COLUMNS`),
+so any rank can be the target: ranks in lower case as the index's, ``species`` as genus
+and epithet (the catalog's ``species`` is the epithet alone, which several genera share).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from src.data.checksums import LICENSES, expected_md5, mismatches, read_licenses
 from src.data.schema import (
     COLUMNS,
     METADATA_FILE,
+    NAME_COLUMNS,
     DataFormatError,
     image_rel_path,
     read_reference_index,
@@ -39,6 +43,10 @@ IMAGE_DIR = "dataset"
 HF_NAME = re.compile(r"^(\d+)_(\d+)_eol[_-]full-size-copy\.jpe?g$", re.IGNORECASE)
 LINK_MODES = ("hardlink", "copy", "symlink", "move")
 MD5_POLICIES = ("error", "skip")
+# the catalog's columns beyond the index's own, kept in metadata.csv when the catalog has them
+EXTRA_RANKS = ("class", "order", "genus", "species")
+EXTRA_COLUMNS = (*EXTRA_RANKS, *NAME_COLUMNS)
+IMAGE_KEY = ["eol_content_id", "eol_page_id"]
 BAD_MD5_FILE = "bad_md5.csv"
 log = logging.getLogger(__name__)
 
@@ -93,8 +101,9 @@ def find_images(snapshot: Path) -> dict[tuple[int, int], Path]:
 
 
 def catalog_rows(catalog: pd.DataFrame) -> pd.DataFrame:
-    """The catalog in the project's columns, one row per image (duplicates dropped)."""
-    rows = catalog.drop_duplicates(["eol_content_id", "eol_page_id"]).copy()
+    """The catalog in the project's columns, one row per image (duplicates dropped), then
+    the extra ranks and names it has (see :func:`catalog_taxa`)."""
+    rows = catalog.drop_duplicates(IMAGE_KEY).copy()
     for column in ("kingdom", "phylum", "family"):
         rows[column] = rows[column].astype(str).str.strip().str.lower()
     rows["rare_species_id"] = rows["rarespecies_id"].astype(str)
@@ -104,7 +113,35 @@ def catalog_rows(catalog: pd.DataFrame) -> pd.DataFrame:
             rows["phylum"], rows["family"], rows["eol_content_id"], rows["eol_page_id"]
         )
     ]
-    return rows[list(COLUMNS)].reset_index(drop=True)
+    return with_taxa(rows[list(COLUMNS)].reset_index(drop=True), catalog)
+
+
+def catalog_taxa(catalog: pd.DataFrame) -> pd.DataFrame:
+    """Per image (content and page id), the catalog's :data:`EXTRA_COLUMNS` that it has.
+
+    Ranks in lower case, as the index's; ``species`` as "genus epithet" (the catalog's
+    ``species`` is the epithet: only with the genus does it name one species); ``sciName``
+    and ``common`` as written.
+    """
+    present = [c for c in EXTRA_COLUMNS if c in catalog.columns]
+    taxa = catalog.drop_duplicates(IMAGE_KEY)[IMAGE_KEY + present].copy()
+    for column in present:
+        taxa[column] = taxa[column].astype("string").str.strip()
+    for column in (c for c in EXTRA_RANKS if c in present):
+        taxa[column] = taxa[column].str.lower()
+    if "species" in present and "genus" in present:
+        epithet = ~taxa["species"].str.contains(" ", regex=False).fillna(True)
+        taxa.loc[epithet, "species"] = taxa["genus"] + " " + taxa["species"]
+    return taxa
+
+
+def with_taxa(rows: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (in their order) with the catalog's extra ranks and names of each image."""
+    taxa = catalog_taxa(catalog)
+    keys = taxa[IMAGE_KEY].astype("int64")
+    taxa = taxa.assign(**{c: keys[c] for c in IMAGE_KEY})
+    merged = rows.astype({c: "int64" for c in IMAGE_KEY}).merge(taxa, on=IMAGE_KEY, how="left")
+    return merged.set_axis(rows.index)
 
 
 def place(source: Path, target: Path, mode: str) -> None:
@@ -135,13 +172,15 @@ def convert(
     """Lay a hub snapshot out as ``<out>/metadata.csv`` + images; every row's file must exist.
 
     ``index`` fixes the rows (default in the CLI: the shipped real index); without it the
-    catalog's rows are used. Each file is checked against its MD5 in licenses.csv and
+    catalog's rows are used. Either way each row gets the catalog's other ranks and names
+    (:data:`EXTRA_COLUMNS`). Each file is checked against its MD5 in licenses.csv and
     metadata.csv is written only for files that pass (see :func:`verified_rows`).
     """
     check_choice("mode", mode, LINK_MODES)
     check_choice("--on-bad-md5", on_bad_md5, MD5_POLICIES)
     snapshot, out = Path(snapshot), Path(out)
-    rows = catalog_rows(read_catalog(snapshot)) if index is None else index[list(COLUMNS)]
+    catalog = read_catalog(snapshot)
+    rows = catalog_rows(catalog) if index is None else with_taxa(index[list(COLUMNS)], catalog)
     images = find_images(snapshot)
     keys = list(zip(rows["eol_content_id"].astype(int), rows["eol_page_id"].astype(int)))
     missing = [rows["file_path"].iloc[i] for i, key in enumerate(keys) if key not in images]

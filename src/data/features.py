@@ -23,7 +23,7 @@ def feature_cache_blocker(model: pl.LightningModule, datamodule) -> str | None:
     """Why the feature cache cannot be used here, or None when it can."""
     net = getattr(model, "net", None)
     if not hasattr(net, "forward_features") or not hasattr(net, "head"):
-        return "the model has no separate backbone (use a timm model)"
+        return "the model has no separate backbone (use a timm or open_clip model)"
     if getattr(net, "freeze", None) != "all":
         return f"the backbone is not fully frozen (model.net.freeze={getattr(net, 'freeze', None)})"
     if getattr(datamodule, "augment_on", "cpu") == "gpu":

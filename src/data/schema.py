@@ -3,6 +3,10 @@
 An image root holds ``metadata.csv`` (one row per image) and the images at
 ``<root>/<file_path>``, where ``file_path`` is
 ``<phylum>_<family>/<eol_content_id>_<eol_page_id>_eol-full-size-copy.jpg``.
+
+The columns of :data:`COLUMNS` are required; any rank of :data:`RANKS` the index has
+(``python -m src.data.download`` writes them all) can be the target. ``species`` is
+``eol_page_id`` (as text) when the index has no ``species`` column: a page is one species.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 
-from src.errors import UserFacingError, check_choice
+from src.errors import ConfigError, UserFacingError, check_choice
 
 COLUMNS: tuple[str, ...] = (
     "rare_species_id",
@@ -24,7 +28,10 @@ COLUMNS: tuple[str, ...] = (
     "file_path",
 )
 METADATA_FILE = "metadata.csv"
-TARGETS: tuple[str, ...] = ("family", "phylum")
+# the taxonomic ranks, highest first: data.target is one of those the index has
+RANKS: tuple[str, ...] = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
+SPECIES_ID = "eol_page_id"  # identifies the species when the index has no species column
+NAME_COLUMNS: tuple[str, ...] = ("sciName", "common")  # readable species names, when present
 FIX_HINT = (
     "run `python -m src.data.download --out DIR` (needs internet) and pass data.root=DIR, "
     "or use data=synthetic"
@@ -126,15 +133,87 @@ def _escapes_root(file_path: str) -> bool:
     return bool(windows.anchor) or ".." in windows.parts
 
 
-def check_target(target: str) -> str:
-    return check_choice("data.target", target, TARGETS)
+def available_ranks(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The ranks of :data:`RANKS` that ``frame`` can be classified by, highest first."""
+    return tuple(
+        rank
+        for rank in RANKS
+        if rank in frame.columns or (rank == "species" and SPECIES_ID in frame.columns)
+    )
+
+
+def check_target(target: str, frame: pd.DataFrame | None = None) -> str:
+    """``target`` if it is a rank (and, given ``frame``, one that ``frame`` has)."""
+    check_choice("data.target", target, RANKS)
+    if frame is not None and target not in available_ranks(frame):
+        raise ConfigError(
+            f"data.target={target!r} is not a column of this index, whose ranks are "
+            f"{', '.join(available_ranks(frame))}: choose one of those, or use an index with "
+            f"a {target} column (python -m src.data.download writes every rank of the hub's "
+            "catalog)."
+        )
+    return target
+
+
+def target_values(frame: pd.DataFrame, target: str) -> pd.Series:
+    """The class of every row at rank ``target`` (``species``: ``eol_page_id`` if need be)."""
+    check_target(target, frame)
+    if target in frame.columns:
+        return frame[target]
+    return frame[SPECIES_ID].astype(str).rename(target)
+
+
+def with_target(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """``frame`` with a ``target`` column every row has; ``frame`` itself when it has one.
+
+    Below family (genus, species) every class must lie inside one family: a name that
+    two families share (a species epithet without its genus, say) would merge two taxa.
+    """
+    values = target_values(frame, target)
+    empty = values.isna()
+    if empty.any():
+        raise DataFormatError(
+            f"The {target} column has {int(empty.sum())} empty field(s) (first at row "
+            f"{int(empty.to_numpy().argmax()) + 2}): fill them in or choose another data.target."
+        )
+    if RANKS.index(target) > RANKS.index("family"):
+        families = frame["family"].groupby(values.astype(str).to_numpy()).nunique()
+        shared = families[families > 1]
+        if not shared.empty:
+            raise DataFormatError(
+                f"{len(shared)} {target} name(s) lie in more than one family (e.g. "
+                f"{', '.join(map(str, shared.index[:3]))}), so they cannot name classes: make "
+                f"them unique (a species as genus and epithet) or choose another data.target."
+            )
+    if target in frame.columns:
+        return frame
+    return frame.assign(**{target: values})
 
 
 def class_names(frame: pd.DataFrame, target: str) -> list[str]:
     """Class index i is the i-th sorted name: stable across runs and splits."""
-    return sorted(frame[check_target(target)].astype(str).unique())
+    return sorted(target_values(frame, target).astype(str).unique())
 
 
-def phylum_of(frame: pd.DataFrame) -> dict[str, str]:
-    """Family -> phylum, for reports a biologist can read."""
-    return dict(zip(frame["family"], frame["phylum"], strict=True))
+def phylum_of(frame: pd.DataFrame, target: str = "family") -> dict[str, str]:
+    """Each class of rank ``target`` -> its phylum, for reports a biologist can read.
+
+    Empty when the target is the phylum or above it (the kingdom).
+    """
+    if RANKS.index(check_target(target)) <= RANKS.index("phylum"):
+        return {}
+    return dict(zip(target_values(frame, target).astype(str), frame["phylum"], strict=True))
+
+
+def species_names(frame: pd.DataFrame, target: str) -> dict[str, str]:
+    """Species -> "scientific name (common name)" when the target is species and the index
+    has those columns (a downloaded index does); else empty."""
+    present = [c for c in NAME_COLUMNS if c in frame.columns]
+    if target != "species" or not present:
+        return {}
+    names = frame[present].astype("string").fillna("")
+    readable = names[present[0]]
+    if len(present) == 2:
+        readable = (readable + " (" + names[present[1]] + ")").str.replace(" ()", "", regex=False)
+    keys = target_values(frame, target).astype(str)
+    return {k: v.strip() for k, v in zip(keys, readable) if v.strip()}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from src.data.schema import check_target, read_index
+from src.data.schema import read_index, with_target
 from src.errors import UserFacingError
 from src.runs.files import write_csv
 
@@ -58,8 +58,12 @@ def stratified_split(
     val_fraction: float = VAL_FRACTION,
     test_fraction: float = TEST_FRACTION,
 ) -> dict[str, pd.DataFrame]:
-    """Split ``frame`` into train/val/test, stratified on ``target``; rows keep their order."""
-    check_target(target)
+    """Split ``frame`` into train/val/test, stratified on ``target``; rows keep their order.
+
+    ``target`` is any rank ``frame`` has (see :func:`~src.data.schema.with_target`: a
+    ``species`` column is added from ``eol_page_id`` when missing).
+    """
+    frame = with_target(frame, target)
     holdout = val_fraction + test_fraction
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and holdout < 1):
         raise SplitError(
@@ -143,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("metadata", type=Path, help="path to metadata.csv")
     parser.add_argument("--out", type=Path, required=True, help="folder for train/val/test.csv")
-    parser.add_argument("--target", default="family", help="column to stratify on")
+    parser.add_argument(
+        "--target", default="family", help="rank to stratify on (family, species, ...)"
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)

@@ -7,7 +7,13 @@ with noise, on a random background, so a model can learn families but not trivia
 About 15 % of the images are non-animal outliers (text, blank frames, maps), as the
 real set has, for the zero-shot filter to find. ``synthetic_truth.csv`` says which.
 
-    python -m src.data.synthetic --out DIR [--scale full|small|tiny] [--seed 0]
+A set made for ``target="species"`` (``data.target=species``) also gives each species of a
+family a pattern of its own (stripes, checks, dashes or rings, at up to three stripe
+frequencies), and its ``tiny`` scale keeps whole species (3 of each family, 12 images each)
+so that a species split has every species in train, val and test. Every other target gets
+the family-level set, whose rows and pixels do not depend on the target.
+
+    python -m src.data.synthetic --out DIR [--scale full|small|tiny] [--seed 0] [--target species]
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from src.data.schema import COLUMNS, METADATA_FILE, read_reference_index
+from src.data.schema import COLUMNS, METADATA_FILE, RANKS, SPECIES_ID, read_reference_index
 from src.errors import UserFacingError, check_choice
 from src.runs.files import write_csv
 
 SCALES = {"full": None, "small": 24, "tiny": 6}  # number of families; None: all 202
 DEFAULT_SIZES = {"full": (256, 512), "small": (80, 128), "tiny": (48, 64)}
 TINY_SHRINK, TINY_MIN_PER_FAMILY = 5, 12  # tiny keeps 1/5 of each family, at least 12
+TINY_SPECIES_PER_FAMILY, TINY_PER_SPECIES = 3, 12  # tiny for a species target
+PATTERNS = ("stripes", "checks", "dashes", "rings")  # a species' look inside its family
+SPECIES_FREQUENCIES = (1.0, 1.6, 2.2)  # x the family's stripe frequency, after the patterns
 OUTLIER_KINDS = ("text", "blank", "map")
 TRUTH_FILE = "synthetic_truth.csv"
 DONE_FILE = ".synthetic.json"
@@ -46,23 +55,35 @@ class SyntheticDataError(UserFacingError, FileExistsError):
 PHYLUM_SHAPES = {"chordata": 0, "arthropoda": 1, "cnidaria": 2, "mollusca": 3, "echinodermata": 4}
 
 
-def synthetic_dir_name(scale: str, seed: int, sizes=None, outlier_fraction: float = 0.15) -> str:
+def level_of(target: str) -> str:
+    """The set a target needs: ``species`` (species look different) or ``family``."""
+    return "species" if check_choice("data.target", target, RANKS) == "species" else "family"
+
+
+def synthetic_dir_name(
+    scale: str, seed: int, sizes=None, outlier_fraction: float = 0.15, target: str = "family"
+) -> str:
     """A cache folder name per synthetic data set, so different settings never collide."""
     name = f"synthetic-{scale}-seed{seed}"
     if sizes:
         name += f"-{sizes[0]}to{sizes[1]}px"
     if outlier_fraction != 0.15:
         name += f"-outliers{outlier_fraction:g}"
+    if level_of(target) == "species":
+        name += "-species"
     return name
 
 
-def select_rows(scale: str) -> pd.DataFrame:
+def select_rows(scale: str, target: str = "family") -> pd.DataFrame:
     """Rows of the real index kept at ``scale``: every family at ``full``, else a spread.
 
     The reduced scales keep the largest families (the imbalance is the point) and one
-    family of each phylum, then fill up with families spread over the alphabet.
+    family of each phylum, then fill up with families spread over the alphabet. ``tiny``
+    keeps part of each family: its first rows, or for a species target its first
+    species whole (see :func:`tiny_species`); the other scales do not depend on the target.
     """
     check_choice("data.synthetic.scale", scale, list(SCALES))
+    level = level_of(target)
     index = read_reference_index()
     wanted = SCALES[scale]
     if wanted is None:
@@ -77,11 +98,25 @@ def select_rows(scale: str) -> pd.DataFrame:
     step = len(rest) / max(1, wanted - len(chosen))
     chosen += [rest[int(i * step)] for i in range(wanted - len(chosen))]
     rows = index[index["family"].isin(chosen)]
+    if scale == "tiny" and level == "species":
+        return tiny_species(rows)
     if scale == "tiny":
         keep = (counts // TINY_SHRINK).clip(lower=TINY_MIN_PER_FAMILY)
         rank = rows.groupby("family").cumcount()
         rows = rows[rank < rows["family"].map(keep)]
     return rows
+
+
+def tiny_species(rows: pd.DataFrame) -> pd.DataFrame:
+    """The first species of each family (in index order), each with its first images.
+
+    Whole species, not scattered rows: every species keeps ``TINY_PER_SPECIES`` images
+    (each real species has at least 21), enough for a stratified species split.
+    """
+    species = rows.drop_duplicates(SPECIES_ID)
+    kept = set(species.groupby("family").head(TINY_SPECIES_PER_FAMILY)[SPECIES_ID])
+    rows = rows[rows[SPECIES_ID].isin(kept)]
+    return rows[rows.groupby(SPECIES_ID).cumcount() < TINY_PER_SPECIES]
 
 
 def family_styles(families: list[str]) -> dict[str, tuple[float, float, float]]:
@@ -95,6 +130,24 @@ def family_styles(families: list[str]) -> dict[str, tuple[float, float, float]]:
         angle = ((i // hues) % angles) * math.pi / angles
         frequency = 3.0 + 2.5 * (i // (hues * angles))
         styles[family] = (hue, angle, frequency)
+    return styles
+
+
+def species_styles(rows: pd.DataFrame) -> dict[int, tuple[float, float, float, int]]:
+    """(hue, stripe angle, stripes per body, pattern) per species (``eol_page_id``).
+
+    A species has its family's hue, angle and shape; the species of a family (sorted by
+    page id) take the patterns in turn, then faster stripes. The first species of each
+    family looks exactly like its family in the family-level set.
+    """
+    families = family_styles(sorted(rows["family"].unique()))
+    styles = {}
+    pages = rows.drop_duplicates(SPECIES_ID).sort_values(SPECIES_ID, kind="stable")
+    for family, group in pages.groupby("family"):
+        hue, angle, frequency = families[family]
+        for j, page in enumerate(group[SPECIES_ID]):
+            faster = SPECIES_FREQUENCIES[(j // len(PATTERNS)) % len(SPECIES_FREQUENCIES)]
+            styles[int(page)] = (hue, angle, frequency * faster, j % len(PATTERNS))
     return styles
 
 
@@ -133,9 +186,14 @@ def _body_mask(shape_id: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def render_animal(rng: np.random.Generator, style, shape_id: int, size: tuple[int, int]):
-    """One noisy "animal": its family's hue, stripe angle and frequency, jittered."""
+    """One noisy "animal": its family's hue, stripe angle and frequency, jittered.
+
+    ``style`` is (hue, angle, frequency) or, for a species, (hue, angle, frequency,
+    pattern) with pattern an index of :data:`PATTERNS` (0, stripes, is the family look).
+    """
     height, width = size
-    hue, angle, frequency = style
+    hue, angle, frequency = style[:3]
+    pattern = style[3] if len(style) > 3 else 0
     image = _background(rng, height, width)
     cy, cx = rng.uniform(0.35, 0.65, size=2) * (height, width)
     radius = rng.uniform(0.25, 0.4) * min(height, width)
@@ -147,12 +205,27 @@ def render_animal(rng: np.random.Generator, style, shape_id: int, size: tuple[in
     stripe_angle = angle + rng.normal(0, 0.08)
     # Stripes are fixed to the image axes (not the body) so the angle is a family trait.
     s = (x * math.cos(stripe_angle) + y * math.sin(stripe_angle)) / min(height, width)
-    wave = np.sin(2 * math.pi * frequency * rng.uniform(0.9, 1.1) * s + rng.uniform(0, 6.3))
+    jitter = rng.uniform(0.9, 1.1)
+    wave = np.sin(2 * math.pi * frequency * jitter * s + rng.uniform(0, 6.3))
+    if pattern:  # no random draws here: the family-level images stay as they were
+        wave = _species_pattern(pattern, wave, frequency * jitter, stripe_angle, x, y, (cy, cx))
     h = np.full(mask.shape, (hue + rng.normal(0, 0.012)) % 1.0)
     body = _hsv_to_rgb(h, np.full(h.shape, rng.uniform(0.6, 0.9)), 0.5 + 0.3 * wave)
     image[mask] = body[mask]
     image += rng.normal(0, 0.05, size=image.shape)
     return Image.fromarray(np.clip(image * 255, 0, 255).astype(np.uint8), "RGB")
+
+
+def _species_pattern(pattern: int, wave, frequency: float, angle: float, x, y, centre):
+    """The stripes ``wave`` turned into checks, dashes or rings (patterns 1, 2, 3)."""
+    side = min(x.shape)
+    along = (-x * math.sin(angle) + y * math.cos(angle)) / side  # along the stripes
+    if pattern == 1:  # checks: stripes crossed by stripes
+        return wave * np.sin(2 * math.pi * frequency * along)
+    if pattern == 2:  # dashes: every other stretch of each stripe dark
+        return np.where(np.sin(math.pi * frequency * along) > 0, wave, -1.0)
+    radius = np.hypot(y - centre[0], x - centre[1]) / side  # rings around the body's centre
+    return np.sin(2 * math.pi * frequency * radius)
 
 
 def render_outlier(rng: np.random.Generator, kind: str, size: tuple[int, int]) -> Image.Image:
@@ -219,22 +292,29 @@ def write_synthetic(
     outlier_fraction: float = 0.15,
     progress: bool = True,
     workers: int | None = None,
+    target: str = "family",
 ) -> Path:
     """Write images, ``metadata.csv`` and ``synthetic_truth.csv`` into ``out``.
 
     Every image depends only on (seed, row number), so the files are the same for any
-    number of ``workers`` (default: one per usable core, up to 16).
+    number of ``workers`` (default: one per usable core, up to 16). ``target="species"``
+    writes the species-level set (see the module's docstring).
     """
     out = Path(out)
-    rows = select_rows(scale).reset_index(drop=True)
+    rows = select_rows(scale, target).reset_index(drop=True)
     sizes = tuple(sizes or DEFAULT_SIZES[scale])
-    styles = family_styles(sorted(rows["family"].unique()))
+    if level_of(target) == "species":
+        by_species = species_styles(rows)
+        styles = [by_species[int(page)] for page in rows[SPECIES_ID]]
+    else:
+        by_family = family_styles(sorted(rows["family"].unique()))
+        styles = [by_family[family] for family in rows["family"]]
     jobs = []
     for number, row in enumerate(rows.itertuples()):
         path = out / row.file_path
         path.parent.mkdir(parents=True, exist_ok=True)
         shape = PHYLUM_SHAPES.get(row.phylum, 0)
-        jobs.append((path, seed, number, styles[row.family], shape, sizes, outlier_fraction))
+        jobs.append((path, seed, number, styles[number], shape, sizes, outlier_fraction))
     workers = workers or default_workers(len(jobs))
     with ExitStack() as stack:
         if workers > 1:
@@ -257,6 +337,7 @@ def ensure_synthetic(
     seed: int = 0,
     sizes: tuple[int, int] | None = None,
     outlier_fraction: float = 0.15,
+    target: str = "family",
 ) -> Path:
     """Write the data set into ``root`` once; later calls (and racing processes) reuse it.
 
@@ -270,6 +351,8 @@ def ensure_synthetic(
         "sizes": list(sizes or DEFAULT_SIZES[scale]),
         "outlier_fraction": outlier_fraction,
     }
+    if level_of(target) == "species":  # family-level sets keep the record they always had
+        params["level"] = "species"
     done = root / DONE_FILE
     if done.is_file():
         if json.loads(done.read_text()) != params:
@@ -281,7 +364,7 @@ def ensure_synthetic(
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = root.parent / f".{root.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    write_synthetic(staging, scale, seed, sizes, outlier_fraction)
+    write_synthetic(staging, scale, seed, sizes, outlier_fraction, target=target)
     (staging / DONE_FILE).write_text(json.dumps(params))
     try:
         staging.rename(root)
@@ -314,16 +397,32 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--outlier-fraction", type=float, default=0.15)
     parser.add_argument("--workers", type=int, help="processes (default: one per core, up to 16)")
+    parser.add_argument(
+        "--target",
+        choices=RANKS,
+        default="family",
+        help="the data.target it is for: species gets species that look different "
+        "(and whole species at tiny); any other rank the family-level set",
+    )
     args = parser.parse_args(argv)
     if (args.out / METADATA_FILE).exists():
         parser.exit(
             2, f"error: {args.out} already holds a {METADATA_FILE}; choose another --out.\n"
         )
     write_synthetic(
-        args.out, args.scale, args.seed, args.size, args.outlier_fraction, workers=args.workers
+        args.out,
+        args.scale,
+        args.seed,
+        args.size,
+        args.outlier_fraction,
+        workers=args.workers,
+        target=args.target,
     )
     rows = pd.read_csv(args.out / METADATA_FILE)
-    print(f"Wrote {len(rows):,} images of {rows['family'].nunique()} families to {args.out}")
+    print(
+        f"Wrote {len(rows):,} images of {rows['family'].nunique()} families "
+        f"({rows[SPECIES_ID].nunique()} species) to {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Reports a biologist can read: per-family table, confusion matrix, worst errors, curves."""
+"""Reports a biologist can read: per-class table, confusion matrix, worst errors, curves."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def plot_confusion_matrix(
     for start, end in zip([0, *edges], [*edges, n]):
         ax.text(n + 0.5, (start + end - 1) / 2, groups[start], va="center", fontsize=10)
     ax.set_ylabel("true")
-    ax.set_xlabel(f"predicted ({int(matrix.sum())} test images; rows: true family)")
+    ax.set_xlabel(f"predicted ({int(matrix.sum())} test images; rows: true class)")
     # the phylum names take the right side: the colour bar goes on top, in plain counts
     bar = fig.colorbar(image, ax=ax, location="top", fraction=0.03, pad=0.02)
     bar.ax.xaxis.set_major_formatter(ScalarFormatter())

@@ -30,14 +30,13 @@ def run_tests(
         metrics.update(named_metrics(name, trainer.callback_metrics))
         if name == "test" and trainer.is_global_zero:
             probabilities, labels = model.test_predictions()
-            family = datamodule.target == "family"
             write_test_report(
                 output_dir,
                 probabilities,
                 labels,
                 datamodule.datasets[name],
                 model.class_names,
-                phylum_of(datamodule.index) if family else {},
+                phylum_of(datamodule.index, datamodule.target),
                 trainer.loggers,
                 trainer.global_step,
             )

@@ -12,7 +12,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from src.data.dataset import RareSpeciesDataset
 from src.evaluation import reports
-from src.runs.files import write_csv
+from src.runs.files import write_csv, write_json
 
 TEST_METRICS_FILE = "test_metrics.json"
 REPORT_FILES = (
@@ -72,6 +72,21 @@ def write_test_report(
     for figure in [*figures.values(), curves]:
         if figure is not None:
             plt.close(figure)
+
+
+def write_test_results(
+    output_dir: str | Path,
+    metrics: Mapping[str, float],
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    dataset: RareSpeciesDataset,
+    class_names: Sequence[str],
+    phylum: Mapping[str, str],
+) -> None:
+    """What a test run leaves without a Lightning trainer (the baselines): ``test_metrics.json``
+    and the per-class table and figures of the ``test`` predictions."""
+    write_test_report(output_dir, probabilities, labels, dataset, class_names, phylum)
+    write_json(Path(output_dir) / TEST_METRICS_FILE, dict(metrics))
 
 
 def plot_worst_errors(

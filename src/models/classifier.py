@@ -73,6 +73,11 @@ class SpeciesClassifier(pl.LightningModule):
             }
         )
         self.net: nn.Module = hydra.utils.instantiate({**net, "num_classes": len(class_names)})
+        # what the network needs beyond the run's config to be rebuilt from the checkpoint
+        # alone (an open_clip architecture that came from the hub or a config folder)
+        extra = getattr(self.net, "checkpoint_args", None)
+        if extra:
+            self.hparams["net"] = {**net, **extra}
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         # kept out of the module tree so checkpoints hold the plain network's keys
@@ -96,6 +101,11 @@ class SpeciesClassifier(pl.LightningModule):
     def data_config(self) -> dict[str, Any]:
         """mean/std/interpolation the network expects (timm's data config for backbones)."""
         return dict(getattr(self.net, "data_config", UNIT_RANGE))
+
+    def check_image_size(self, image_size: int) -> None:
+        """Networks built for one input size (open_clip towers) refuse another in one sentence."""
+        if hasattr(self.net, "check_image_size"):
+            self.net.check_image_size(image_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.inputs_are_features:  # trained from cached backbone features

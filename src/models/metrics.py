@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -28,3 +29,21 @@ def build_metrics(num_classes: int, prefix: str) -> MetricCollection:
         "auroc": MulticlassAUROC(num_classes, average="macro"),
     }
     return MetricCollection({name: metrics[name] for name in METRIC_NAMES}, prefix=f"{prefix}/")
+
+
+def score_probabilities(
+    probabilities, labels, num_classes: int, prefix: str = "test"
+) -> dict[str, float]:
+    """The metrics of :func:`build_metrics` for whole-set predictions (``(N, C)``
+    probabilities, ``(N,)`` labels), plus ``<prefix>/loss``: the mean cross-entropy
+    -log p(true class), what a trained run logs as ``test/loss`` (without its class weights
+    or label smoothing). Values are floats, keys ``<prefix>/<name>``.
+    """
+    probabilities = torch.as_tensor(probabilities, dtype=torch.float32)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    metrics = build_metrics(num_classes, prefix)
+    metrics.update(probabilities, labels)
+    scores = {key: float(value) for key, value in metrics.compute().items()}
+    true = probabilities.gather(1, labels[:, None]).clamp_min(1e-12)
+    scores[f"{prefix}/loss"] = float(-true.log().mean()) if len(labels) else float("nan")
+    return scores

@@ -38,7 +38,10 @@ def expand_prompts(prompts: Sequence[str], phyla: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(expanded))
 
 
-class _ClipImages(Dataset):
+class ClipImages(Dataset):
+    """Images preprocessed by open_clip's own ``preprocess``, with the reason an image could
+    not be read ("" when it could): what the filter scores and the baselines embed."""
+
     def __init__(self, root: Path, file_paths: Sequence[str], preprocess, max_pixels: int):
         self.root, self.file_paths = root, list(file_paths)
         self.preprocess, self.max_pixels = preprocess, max_pixels
@@ -75,7 +78,7 @@ def score(
     text = text / text.norm(dim=-1, keepdim=True)
     scale = model.logit_scale.exp().float() if hasattr(model, "logit_scale") else 100.0
     loader = DataLoader(
-        _ClipImages(root, file_paths, preprocess, max_pixels),
+        ClipImages(root, file_paths, preprocess, max_pixels),
         batch_size=batch_size,
         num_workers=num_workers,
         pin_memory=device == "cuda",

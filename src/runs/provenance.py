@@ -26,6 +26,7 @@ PACKAGES = (
 
 def run_info() -> dict[str, Any]:
     """What a run needs to be reproduced: code version, packages, command line."""
+    import os
     import platform
     import subprocess
     from importlib.metadata import PackageNotFoundError, version
@@ -54,4 +55,6 @@ def run_info() -> dict[str, Any]:
         "packages": packages,
         "command": " ".join(getattr(sys, "orig_argv", sys.argv)),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
     }
