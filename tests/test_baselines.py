@@ -128,3 +128,9 @@ def test_a_model_without_clip_spec_is_one_sentence():
         clip_spec(net, "fewshot", "convnext")
     bioclip = compose_config("baselines", "method=fewshot").model.net
     assert clip_spec(bioclip, "fewshot").model == "hf-hub:imageomics/bioclip"
+
+
+def test_an_open_clip_model_without_a_name_is_one_sentence():
+    net = compose_config("baselines", "method=zeroshot", "model=openclip").model.net
+    with pytest.raises(ConfigError, match=r"needs the open_clip model's name: set model.net.name"):
+        clip_spec(net, "zeroshot", "openclip")

@@ -343,7 +343,7 @@ def test_a_local_weights_file_is_loaded(clip_configs, tmp_path, no_hub):
 
 
 def hub_folder(clip_configs: Path, folder: Path) -> tuple[Path, dict]:
-    """What ``huggingface-cli download`` gives for a hub model: weights and its config."""
+    """What ``hf download`` gives for a hub model: weights and its config."""
     from tests.conftest import TINY_CLIP
 
     path, tower = tiny_clip_weights(clip_configs, folder)

@@ -170,10 +170,10 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         """Read the index, split, filter and scan once; (re)build the datasets when needed."""
         if not self.rows:
             self.rows = self._select_rows()
+            counts = ", ".join(f"{n} {len(self.rows[n]):,}" for n in SPLITS)
+            log.info("%s: %d classes (%s); %s", self.root, self.num_classes, self.target, counts)
         if not self.datasets:
             self.datasets = self._build_datasets()
-            counts = ", ".join(f"{n} {len(self.datasets[n]):,}" for n in SPLITS)
-            log.info("%s: %d classes (%s); %s", self.root, self.num_classes, self.target, counts)
 
     def _select_rows(self) -> dict[str, pd.DataFrame]:
         """See :mod:`src.data.selection`; this reads the files it needs and scans the images."""

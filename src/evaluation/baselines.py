@@ -31,7 +31,7 @@ from src.evaluation.fewshot import fewshot_repeats, l2_normalize, mean_and_std
 from src.evaluation.probe import LinearProbe
 from src.evaluation.results import BASELINE_FILE
 from src.evaluation.writers import write_test_results
-from src.models.clip import ClipSpec, spec_from_net
+from src.models.clip import ClipSpec, image_data_config, spec_from_net
 from src.models.metrics import score_probabilities
 from src.models.prompts import class_prompt_names, class_prompts, text_classifier
 from src.runs.files import write_csv, write_json
@@ -48,6 +48,11 @@ def clip_spec(net: Mapping[str, Any], method: str, choice: str | None = None) ->
     """The open_clip model of ``model.net``, or one sentence saying why there is none."""
     if net.get("_target_") == CLIP_NET and net.get("name"):
         return spec_from_net(net)
+    if net.get("_target_") == CLIP_NET:
+        raise ConfigError(
+            f"{method} needs the open_clip model's name: set model.net.name=ARCH (an open_clip "
+            "architecture such as ViT-B-16, or a hf-hub: id such as hf-hub:imageomics/bioclip)."
+        )
     given = f"model={choice}" if choice else f"the model {net.get('_target_')}"
     if method == "zeroshot":
         raise ConfigError(
@@ -101,6 +106,7 @@ class Baseline:
             "pretrained": self.spec.pretrained,
             "weights": Path(self.spec.weights).name if self.spec.weights else None,
             "random_init": random_init(self.spec),
+            "image_size": image_data_config(self.model)["image_size"],  # its own preprocessing
             "target": dm.target,
             "classes": self.num_classes,
             "images": {name: len(rows) for name, rows in dm.rows.items()},
@@ -126,6 +132,13 @@ class Baseline:
             phylum_of(dm.index, dm.target),
         )
         write_json(folder / BASELINE_FILE, dict(info))
+        log.info(
+            "%s: test/acc %.4f, test/f1_macro %.4f; results in %s",
+            info["method"],
+            metrics.get("test/acc", float("nan")),
+            metrics.get("test/f1_macro", float("nan")),
+            folder,
+        )
 
 
 def zeroshot(

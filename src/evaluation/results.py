@@ -85,15 +85,16 @@ def model_label(net: Mapping[str, Any] | None) -> str:
     return "baseline CNN" if target.endswith("BaselineCNN") else target
 
 
-def data_label(data: Mapping[str, Any] | None) -> str:
+def data_label(data: Mapping[str, Any] | None, image_size: int | None = None) -> str:
+    """The data in a few words; ``image_size`` when the model's own preprocessing set it."""
     if not data:
         return ""
     synthetic = data.get("synthetic")
     label = f"synthetic {synthetic.get('scale', '')}".strip() if synthetic else "real images"
     if data.get("keep_index"):
         label += ", only animals"
-    if data.get("image_size"):
-        label += f", {data['image_size']} px"
+    if image_size or data.get("image_size"):
+        label += f", {image_size or data['image_size']} px"
     return label
 
 
@@ -126,7 +127,7 @@ def describe(folder: Path) -> dict[str, Any]:
         if task == "evaluate" and config.get("ckpt_path"):
             row["model"] = f"checkpoint {config['ckpt_path']}"
         row["target"] = (config.get("data") or {}).get("target", "")
-    row["data"] = data_label(config.get("data"))
+    row["data"] = data_label(config.get("data"), (info or {}).get("image_size"))
     row["where"] = where_measured(read_json(home / RUN_INFO_FILE, {}, expect=dict))
     return row
 

@@ -153,6 +153,13 @@ def create_clip(spec: ClipSpec, device: str = "cpu"):
     wanted = bool(spec.weights) or (
         spec.pretrained is not False and (bool(spec.pretrained) or name.startswith(HF_HUB))
     )
+    if not wanted and spec.pretrained is None:  # False: a checkpoint brings the weights
+        log.warning(
+            "%s runs randomly initialised: no weights tag and no %s were given, so its "
+            "features mean nothing (fine for tests, not for results).",
+            name,
+            spec.weights_key,
+        )
     try:
         model = open_clip.create_model(
             name,
@@ -210,7 +217,7 @@ def _hub_folder_config(spec: ClipSpec) -> dict[str, Any]:
         raise ClipUnavailableError(
             f"{spec.weights_key}={spec.weights} is the weights of {spec.model}, whose "
             f"architecture is in the hub folder's {HUB_CONFIG_FILE}: download the whole folder "
-            f"(huggingface-cli download {spec.model[len(HF_HUB) :]} --local-dir DIR) and pass "
+            f"(hf download {spec.model[len(HF_HUB) :]} --local-dir DIR) and pass "
             f"{spec.weights_key}=DIR/<its weights file>."
         )
     return json.loads(path.read_text(encoding="utf-8"))
@@ -290,13 +297,14 @@ def _offline_message(name: str, pretrained: str | bool | None, weights_key: str)
     if name.startswith(HF_HUB):
         return (
             f"The CLIP model {name} could not be downloaded from the Hugging Face hub (no "
-            f"internet?): download its folder on a machine with internet (huggingface-cli "
-            f"download {name[len(HF_HUB) :]} --local-dir DIR) and pass {weights_key}=PATH, "
+            f"internet?): download its folder on a machine with internet (hf download "
+            f"{name[len(HF_HUB) :]} --local-dir DIR) and pass {weights_key}=PATH, "
             f"its weights file (open_clip_model.safetensors or open_clip_pytorch_model.bin)."
         )
     return (
         f"The CLIP weights {pretrained!r} for {name} could not be downloaded (no internet?): "
-        f"download them on a machine with internet and pass {weights_key}=PATH."
+        f"load them once on a machine with internet (they land in the Hugging Face cache) "
+        f"and pass {weights_key}=PATH, that weights file."
     )
 
 
