@@ -91,7 +91,8 @@ def test_linear_probe_chooses_c_on_val_and_tests(tmp_path, clip_configs):
         f"paths.output_dir={tmp_path / 'run'}",
     )
     metrics = run_baseline(cfg)
-    assert set(metrics) == {*TEST_KEYS, "test/loss"}
+    taxonomy = {f"test/{k}" for k in ("phylum_acc", "phylum_f1_macro", "errors_within_phylum")}
+    assert set(metrics) == {*TEST_KEYS, "test/loss", *taxonomy, "test/error_distance"}
     assert read_json(tmp_path / "run" / "test_metrics.json") == pytest.approx(metrics)
     grid = pd.read_csv(tmp_path / "run" / "probe_grid.csv")
     info = read_json(tmp_path / "run" / "baseline.json")

@@ -189,6 +189,7 @@ def test_training_on_filtered_data_reports_both_test_sets(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert {"test/f1_macro", "test_full/f1_macro", "test/acc", "test_full/acc"} <= set(metrics)
+    assert {"test/phylum_acc", "test_full/phylum_acc"} <= set(metrics)
     report = pd.read_csv(tmp_path / "run" / "classification_report.csv")
     filtered_test = pd.read_csv(tmp_path / "run" / "split" / "test.csv")
     kept = set(pd.read_csv(tmp_path / "keep.csv")["file_path"])

@@ -42,6 +42,7 @@ def test_train_writes_every_output(tiny_run):
     metrics = json.loads((tiny_run / "test_metrics.json").read_text())
     assert set(metrics) >= set(TEST_KEYS)
     assert all(0.0 <= metrics[k] <= 1.0 for k in TEST_KEYS)
+    assert 0.0 <= metrics["test/phylum_acc"] <= 1.0  # taxonomy metrics (the index has phyla)
     assert "seed: 7" in (tiny_run / ".hydra" / "config.yaml").read_text()
     info = json.loads((tiny_run / "run_info.json").read_text())
     assert info["packages"]["torch"] and "git_commit" in info and "src.train" in info["command"]

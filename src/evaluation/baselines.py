@@ -7,7 +7,8 @@
   (:mod:`src.evaluation.probe`).
 
 Every method uses the rows the data module selected (split, "only animals" filter, unusable
-images left out), the same metrics (:func:`~src.models.metrics.score_probabilities`) and the
+images left out), the same metrics (:meth:`Baseline.score`: those of
+:func:`~src.models.metrics.score_probabilities` and :mod:`src.evaluation.taxonomy`) and the
 same writers as a trained run; a result folder also holds ``baseline.json`` (what was run),
 which :mod:`src.evaluation.results` reads.
 """
@@ -30,6 +31,7 @@ from src.evaluation.embeddings import ImageEmbeddings, random_init
 from src.evaluation.fewshot import fewshot_repeats, l2_normalize, mean_and_std
 from src.evaluation.probe import LinearProbe
 from src.evaluation.results import BASELINE_FILE
+from src.evaluation.taxonomy import taxonomy_metrics
 from src.evaluation.writers import write_test_results
 from src.models.clip import ClipSpec, image_data_config, spec_from_net
 from src.models.metrics import score_probabilities
@@ -93,6 +95,16 @@ class Baseline:
         """(embeddings, labels) of a named row set (``train``, ``val``, ``test``, ...)."""
         files = self.datamodule.rows[name]["file_path"].tolist()
         return self.embeddings(files, f"{name} images"), self.labels(name)
+
+    def score(self, probabilities: np.ndarray, labels: np.ndarray, name: str) -> dict[str, float]:
+        """What a trained run's test writes for the test set ``name``: the target-level
+        metrics and the taxonomy-aware ones, keys ``<name>/<metric>``."""
+        dm = self.datamodule
+        scores = score_probabilities(probabilities, labels, self.num_classes, name)
+        scores.update(
+            taxonomy_metrics(probabilities, labels, dm.class_names, dm.index, dm.target, name)
+        )
+        return scores
 
     def test_sets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {name: self.split(name) for name in self.datamodule.test_sets}
@@ -161,7 +173,7 @@ def zeroshot(
     for name, (x, y) in baseline.test_sets().items():
         logits = scale * torch.from_numpy(l2_normalize(x)).float() @ text.T
         probabilities = logits.softmax(dim=1).numpy()
-        metrics.update(score_probabilities(probabilities, y, baseline.num_classes, name))
+        metrics.update(baseline.score(probabilities, y, name))
         if name == "test":
             test_probabilities = probabilities
     info = baseline.describe(
@@ -184,6 +196,7 @@ def fewshot(
         repeats,
         seed,
         center,
+        baseline.score,
     )
     write_csv(pd.DataFrame(rows), baseline.output_dir / REPEATS_FILE)
     results: dict[int, dict[str, float]] = {}
@@ -219,7 +232,7 @@ def linear_probe(
     test_probabilities = None
     for name, (x, y) in baseline.test_sets().items():
         probabilities = probe.predict_proba(x)
-        metrics.update(score_probabilities(probabilities, y, baseline.num_classes, name))
+        metrics.update(baseline.score(probabilities, y, name))
         if name == "test":
             test_probabilities = probabilities
     info = baseline.describe("linear_probe", C=probe.C_, grid=probe.grid, monitor=monitor)

@@ -13,7 +13,7 @@ vectors and ``center=false`` this is the softmax of cosine similarities scaled b
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -96,9 +96,19 @@ def fewshot_repeats(
     repeats: int,
     seed: int,
     center: bool = True,
+    score: Callable[[np.ndarray, np.ndarray, str], dict[str, float]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[int, dict[str, np.ndarray]]]:
     """Every (k, repeat): the metrics on each test set (one row each, keys ``<set>/<metric>``),
-    and for each k the probabilities of its first repeat (for the per-class report)."""
+    and for each k the probabilities of its first repeat (for the per-class report).
+
+    ``score(probabilities, labels, set_name)`` gives the metrics (the baselines pass
+    :meth:`~src.evaluation.baselines.Baseline.score`); by default
+    :func:`~src.models.metrics.score_probabilities`."""
+    if score is None:
+
+        def score(probabilities, labels, name):
+            return score_probabilities(probabilities, labels, num_classes, prefix=name)
+
     embeddings, labels = train
     counts = np.bincount(labels, minlength=num_classes)
     rows: list[dict[str, Any]] = []
@@ -113,7 +123,7 @@ def fewshot_repeats(
             row: dict[str, Any] = {"shots": k, "repeat": repeat, "seed": seed}
             for name, (x, y) in test_sets.items():
                 probabilities = model.predict_proba(x)
-                row.update(score_probabilities(probabilities, y, num_classes, prefix=name))
+                row.update(score(probabilities, y, name))
                 if repeat == 0:
                     first.setdefault(k, {})[name] = probabilities
             rows.append(row)

@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from src.evaluation.published import published_accuracy
-from src.models.metrics import TEST_KEYS
+from src.models.metrics import TABLE_KEYS
 from src.runs.files import read_json
 from src.runs.provenance import RUN_INFO_FILE
 from src.sweeps.summary import STATUS_FILE
@@ -137,7 +137,7 @@ def metrics_row(folder: Path) -> dict[str, Any]:
     status = read_json(run_home(folder) / STATUS_FILE, {}, expect=dict)
     metrics = read_json(folder / TEST_METRICS_FILE, {}, expect=dict)
     row = {"status": status.get("status", "completed" if metrics else "no results")}
-    row.update({key: metrics.get(key) for key in TEST_KEYS})
+    row.update({key: metrics.get(key) for key in TABLE_KEYS})
     row["test/acc_std"] = metrics.get("test/acc_std")
     return row
 

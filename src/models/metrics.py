@@ -12,10 +12,15 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from src.evaluation.taxonomy import PHYLUM_ACC
+
 METRIC_NAMES = ("acc", "top5_acc", "precision_macro", "recall_macro", "f1_macro", "auroc")
 # what checkpoints, early stopping, sweeps and summaries follow (``monitor`` in the config)
 MONITOR = "val/f1_macro"
-TEST_KEYS = tuple(f"test/{name}" for name in METRIC_NAMES)
+TEST_KEYS = tuple(f"test/{name}" for name in METRIC_NAMES)  # the target-level test keys
+# what result tables (src.report, sweep summaries) show of test_metrics.json; the taxonomy
+# keys (src.evaluation.taxonomy) are in the file too, but only phylum accuracy makes the table
+TABLE_KEYS = (*TEST_KEYS, PHYLUM_ACC)
 
 
 def build_metrics(num_classes: int, prefix: str) -> MetricCollection:

@@ -12,7 +12,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.models.metrics import MONITOR, TEST_KEYS
+from src.models.metrics import MONITOR, TABLE_KEYS
 from src.runs.cli import user_facing_cause
 from src.runs.files import read_json, write_csv, write_json, write_text
 
@@ -45,7 +45,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     row["epochs"] = status.get("epochs")
     row["error"] = status.get("error", "")
     metrics = read_json(run_dir / "test_metrics.json", {}, expect=dict)
-    row.update({key: metrics.get(key) for key in TEST_KEYS})
+    row.update({key: metrics.get(key) for key in TABLE_KEYS})
     return row
 
 
