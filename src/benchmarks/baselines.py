@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from src.benchmarks.measure import timed
-from src.evaluation.embeddings import autocast_dtype, read_embeddings, store_embeddings
+from src.evaluation.embeddings import read_embeddings, store_embeddings
 from src.evaluation.fewshot import fewshot_repeats
 from src.models.clip import ClipSpec, image_data_config, load_clip
+from src.models.zeroshot import autocast_dtype
 
 
 def bench_baselines(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -19,13 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from src.data.images import DEFAULT_MAX_PIXELS
 from src.errors import UserFacingError
 from src.models.clip import ClipSpec, resolve_model_name
-from src.models.zeroshot import ClipImages
+from src.models.zeroshot import autocast_dtype, encode_images
 from src.runs.files import OutputError, write_with
 
 log = logging.getLogger(__name__)
@@ -57,13 +55,6 @@ def model_identity(spec: ClipSpec, seed: int | None = None) -> dict[str, Any]:
     if random_init(spec):
         identity["random_init_seed"] = seed
     return identity
-
-
-def autocast_dtype(device: str) -> torch.dtype | None:
-    """bf16 (or fp16) autocast on CUDA, none (fp32) on the CPU."""
-    if not device.startswith("cuda"):
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def file_fingerprint(root: Path, file_paths: Sequence[str]) -> list[list[Any]]:
@@ -113,18 +104,9 @@ def embed_images(
     device: str = "cpu",
 ) -> np.ndarray:
     """``(N, D)`` float32 image embeddings (``model.encode_image``), in the order of the files."""
-    loader = DataLoader(
-        ClipImages(Path(root), file_paths, preprocess, max_pixels),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        pin_memory=device.startswith("cuda"),
+    parts, reasons = encode_images(
+        model, preprocess, root, file_paths, batch_size, num_workers, max_pixels, device
     )
-    dtype = autocast_dtype(device)
-    parts, reasons = [], []
-    for images, why in tqdm(loader, desc="CLIP embeddings", disable=None, leave=False):
-        with torch.autocast("cuda", dtype=dtype or torch.float16, enabled=dtype is not None):
-            parts.append(model.encode_image(images.to(device)).float().cpu())
-        reasons += list(why)
     problems = [(path, why) for path, why in zip(file_paths, reasons) if why]
     if problems:
         examples = "; ".join(f"{path} ({why})" for path, why in problems[:3])
@@ -132,9 +114,7 @@ def embed_images(
             f"{len(problems)} image(s) under {root} could not be read although they were "
             f"checked before (changed during the run?), e.g. {examples}: run again."
         )
-    if not parts:
-        return np.zeros((0, 0), np.float32)
-    return torch.cat(parts).numpy().astype(np.float32)
+    return parts.numpy().astype(np.float32)
 
 
 class ImageEmbeddings:

@@ -59,6 +59,46 @@ class ClipImages(Dataset):
             return torch.zeros(3, side, side), err.reason
 
 
+def autocast_dtype(device: str) -> torch.dtype | None:
+    """bf16 (or fp16) autocast on CUDA, none (fp32) on the CPU."""
+    if not device.startswith("cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@torch.no_grad()
+def encode_images(
+    model,
+    preprocess,
+    root: Path,
+    file_paths: Sequence[str],
+    batch_size: int = 64,
+    num_workers: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    device: str = "cpu",
+    desc: str = "CLIP embeddings",
+    progress: bool | None = None,
+) -> tuple[torch.Tensor, list[str]]:
+    """``(N, D)`` float32 image embeddings (``model.encode_image``, on the CPU, in the order
+    of the files) and, per file, why it could not be read ("" when it was: its row is zeros).
+    """
+    loader = DataLoader(
+        ClipImages(Path(root), file_paths, preprocess, max_pixels),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=device.startswith("cuda"),
+    )
+    dtype = autocast_dtype(device)
+    parts, reasons = [], []
+    for images, why in tqdm(
+        loader, desc=desc, disable=None if progress is None else not progress, leave=False
+    ):
+        with torch.autocast("cuda", dtype=dtype or torch.float16, enabled=dtype is not None):
+            parts.append(model.encode_image(images.to(device)).float().cpu())
+        reasons += list(why)
+    return (torch.cat(parts) if parts else torch.zeros(0, 0)), reasons
+
+
 @torch.no_grad()
 def score(
     spec: ClipSpec,
@@ -74,25 +114,25 @@ def score(
     """Softmax over ``prompts`` for every image, ``(N, len(prompts))``, and unreadable reasons."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, preprocess, tokenizer = load_clip(spec, device)
-    text = model.encode_text(tokenizer(list(prompts)).to(device)).float()
+    text = model.encode_text(tokenizer(list(prompts)).to(device)).float().cpu()
     text = text / text.norm(dim=-1, keepdim=True)
-    scale = model.logit_scale.exp().float() if hasattr(model, "logit_scale") else 100.0
-    loader = DataLoader(
-        ClipImages(root, file_paths, preprocess, max_pixels),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        pin_memory=device == "cuda",
+    scale = float(model.logit_scale.exp()) if hasattr(model, "logit_scale") else 100.0
+    features, problems = encode_images(
+        model,
+        preprocess,
+        root,
+        file_paths,
+        batch_size,
+        num_workers,
+        max_pixels,
+        device,
+        desc="CLIP scores",
+        progress=progress,
     )
-    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
-    probabilities, problems = [], []
-    for images, reasons in tqdm(loader, desc="CLIP scores", disable=not progress):
-        with torch.autocast("cuda", dtype=dtype, enabled=device == "cuda"):
-            features = model.encode_image(images.to(device)).float()
-        features = features / features.norm(dim=-1, keepdim=True)
-        probabilities.append((scale * features @ text.T).softmax(dim=-1).cpu())
-        problems += list(reasons)
-    stacked = torch.cat(probabilities).numpy() if probabilities else np.zeros((0, len(prompts)))
-    return stacked, problems
+    if not len(features):
+        return np.zeros((0, len(prompts))), problems
+    features = features / features.norm(dim=-1, keepdim=True)
+    return (scale * features @ text.T).softmax(dim=-1).numpy(), problems
 
 
 def scores_frame(
