@@ -81,7 +81,10 @@ def setup(cfg: DictConfig) -> methods.Baseline:
         device=device,
     )
     output_dir = Path(cfg.paths.output_dir)
-    return methods.Baseline(datamodule, model, tokenizer, embeddings, spec, output_dir, device)
+    calibrator = instantiate(cfg.calibration) if cfg.get("calibration") else None
+    return methods.Baseline(
+        datamodule, model, tokenizer, embeddings, spec, output_dir, device, calibrator
+    )
 
 
 def run_baseline(cfg: DictConfig) -> Any:

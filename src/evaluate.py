@@ -1,7 +1,9 @@
 """Re-test a checkpoint: ``python -m src.evaluate ckpt_path=PATH [data=...]``.
 
 Writes the same ``test_metrics.json`` and reports as a training run, in its own run
-folder, on the training run's split.
+folder, on the training run's split, with the checkpoint's calibration. ``calibrate=true``
+fits the calibration again on that split's val images and stores it in the checkpoint
+(how checkpoints from before calibration, or trained with ``calibration=none``, get one).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import UserFacingError
-from src.evaluation.testing import run_tests
+from src.evaluation.testing import calibrate, run_tests
 from src.models.classifier import load_classifier
 from src.runs.cli import register_resolvers, run_cli
 
@@ -62,7 +64,30 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model.check_image_size(datamodule.image_size)
     datamodule.use_data_config(model.data_config)
     trainer = instantiate(cfg.trainer, logger=False)
+    if cfg.calibrate or model.calibration is None:
+        recalibrate(cfg, trainer, model, datamodule)
     return run_tests(trainer, model, datamodule, cfg.paths.output_dir)
+
+
+def recalibrate(cfg: DictConfig, trainer, model, datamodule) -> None:
+    """Fit the calibration on the run's val split: into the checkpoint with calibrate=true,
+    otherwise (a checkpoint without one) for this report only."""
+    if not cfg.get("calibration"):
+        if cfg.calibrate:
+            raise UserFacingError(
+                "calibrate=true needs a calibration config; drop calibration=none."
+            )
+        return
+    if not cfg.calibrate:
+        log.warning(
+            "%s has no calibration: fitted one on the val split for this report only "
+            "(calibrate=true stores it in the checkpoint).",
+            cfg.ckpt_path,
+        )
+    saved = cfg.ckpt_path if cfg.calibrate else None
+    calibrate(trainer, model, datamodule, instantiate(cfg.calibration), saved)
+    if saved:
+        log.info("Stored the calibration in %s", saved)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

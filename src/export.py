@@ -2,8 +2,10 @@
 
 Writes the model file and, beside it, ``<name>.preprocessing.json``: the contract a
 deployment must follow (image size, resize interpolation, pre-processing variant, mean,
-std, class names and phyla). The exported model takes normalised ``(N, 3, S, S)`` float
-images and returns logits.
+std, class names and phyla, and the calibration). The exported model takes normalised
+``(N, 3, S, S)`` float images and returns logits, divided by the calibration's temperature
+when the checkpoint has one (``"calibrated": true``), with the prediction-set and
+out-of-scope thresholds predict uses.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig
+from torch import nn
 
 from src.errors import UserFacingError, check_choice
+from src.evaluation.calibration import Calibration
 from src.models.classifier import SpeciesClassifier, load_classifier
 from src.runs.cli import register_resolvers, run_cli
 from src.runs.files import write_text, write_with
@@ -27,16 +31,63 @@ register_resolvers()
 FORMATS = ("onnx", "torchscript")
 
 
+class TemperatureScaled(nn.Module):
+    """The network with its logits divided by the calibration's temperature."""
+
+    def __init__(self, net: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.net, self.temperature = net, float(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) / self.temperature
+
+
+def exported_network(model: SpeciesClassifier) -> nn.Module:
+    """What is exported: the network, its logits calibrated when the model has a calibration."""
+    if model.calibration is None:
+        return model.net
+    return TemperatureScaled(model.net, model.calibration.temperature)
+
+
+def calibration_contract(calibration: Calibration | None) -> dict[str, Any]:
+    """How a deployment reproduces predict's answers from the exported logits ``z``."""
+    if calibration is None:
+        return {
+            "output": "logits (N, classes), not calibrated; softmax for probabilities",
+            "calibrated": False,
+        }
+    score = {
+        "energy": f"{calibration.temperature!r} * logsumexp(z)",
+        "msp": "max(softmax(z))",
+    }[calibration.out_of_scope]
+    return {
+        "output": "calibrated logits z (N, classes): softmax(z) gives calibrated probabilities",
+        "calibrated": True,
+        "temperature": calibration.temperature,
+        "prediction_set": {
+            "alpha": calibration.alpha,
+            "threshold": min(calibration.set_threshold(), 1.0),  # 1: every class (few val images)
+            "rule": "a class is in the set when softmax(z) >= 1 - threshold",
+        },
+        "out_of_scope": {
+            "score": score,
+            "threshold": max(calibration.scope_threshold(), -1e300),  # -1e300: none flagged
+            "rule": "the image is out of scope when its score < threshold",
+        },
+    }
+
+
 def contract(model: SpeciesClassifier, state: dict[str, Any]) -> dict[str, Any]:
     return {
         "input": "float32 (N, 3, S, S), RGB, resized to S x S, /255, then (x - mean) / std",
         "image_size": int(state.get("image_size", 224)),
         "preprocess": state.get("preprocess", "original"),
         **{key: model.data_config[key] for key in ("mean", "std", "interpolation")},
-        "output": "logits (N, classes); softmax for probabilities",
+        **calibration_contract(model.calibration),
         "target": state.get("target", "family"),
         "class_names": model.class_names,
         "phylum": state.get("phylum", {}),
+        "taxonomy": dict(model.hparams.get("taxonomy") or {}),
     }
 
 
@@ -44,11 +95,12 @@ def export(model: SpeciesClassifier, image_size: int, path: Path, fmt: str) -> P
     """Write ``model`` (in eval mode, on CPU) as ONNX or TorchScript to ``path``."""
     check_choice("format", fmt, FORMATS)
     model = model.cpu().eval()
+    network = exported_network(model)
     # a batch of 2: torch.export fixes a dimension whose example size is 1, and the batch
     # size of transformer towers (open_clip's ViTs) would then be exported as a constant
     example = torch.zeros(2, 3, image_size, image_size)
     if fmt == "torchscript":
-        traced = torch.jit.trace(model.net, example)
+        traced = torch.jit.trace(network, example)
         return write_with(path, lambda temporary: traced.save(str(temporary)))
     try:
         import onnx  # noqa: F401  (the exporter needs it)
@@ -57,7 +109,7 @@ def export(model: SpeciesClassifier, image_size: int, path: Path, fmt: str) -> P
     return write_with(
         path,
         lambda temporary: torch.onnx.export(
-            model.net,
+            network,
             (example,),
             str(temporary),
             input_names=["image"],

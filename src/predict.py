@@ -2,18 +2,23 @@
 
 ``inputs`` is an image file, a folder (searched recursively) or a CSV with a ``path`` (or
 ``file_path``) column. Writes a CSV with the top-k classes of the checkpoint's target rank
-(families by default) and probabilities, the phylum of the top class, its scientific and
-common name when the target is species and the training index had them (``top1_name``),
-and an "uncertain" flag; unreadable files are listed with the reason.
+(families by default) and their calibrated probabilities, the phylum of the top class, its
+scientific and common name when the target is species and the training index had them
+(``top1_name``), and the answer the evidence supports: one class, a higher rank when the
+prediction set spans classes of one group ("cnidaria", rank phylum), or "unknown" when it
+spans phyla or the image looks unlike the training data (``out_of_scope``). Unreadable
+files are listed with the reason.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig
@@ -24,6 +29,8 @@ from src.data.images import DEFAULT_MAX_PIXELS, BadImageError, load_rgb
 from src.data.schema import phylum_of, read_reference_index
 from src.data.transforms import ImagePipeline
 from src.errors import UserFacingError
+from src.evaluation.answers import answers
+from src.evaluation.calibration import Calibration, check_alpha, check_keep, softmax
 from src.models.classifier import SpeciesClassifier, load_classifier
 from src.runs.cli import register_resolvers, run_cli
 from src.runs.files import write_csv
@@ -76,46 +83,127 @@ def image_pipeline(model: SpeciesClassifier, checkpoint_data: dict[str, Any]) ->
     )
 
 
+@dataclass(frozen=True)
+class Answering:
+    """How predict turns probabilities into answers: the checkpoint's calibration (None:
+    top class only), the taxonomy answers climb, and the ``alpha``/``keep`` to use (None:
+    the calibration's own)."""
+
+    calibration: Calibration | None = None
+    taxonomy: dict[str, list[str]] = field(default_factory=dict)
+    target: str = "family"
+    alpha: float | None = None
+    keep: float | None = None
+
+
 @torch.no_grad()
-def predict(
+def image_logits(
     model: SpeciesClassifier,
     pipeline: ImagePipeline,
     paths: list[Path],
-    top_k: int = 5,
     batch_size: int = 32,
     num_workers: int = 2,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     device: str | None = None,
-    phylum: dict[str, str] | None = None,
-    uncertain_below: float = 0.5,
-    readable: dict[str, str] | None = None,
-) -> pd.DataFrame:
-    """The top-k classes of each image; ``phylum`` and ``readable`` map a class to its
-    phylum and its readable name (``top1_name``, only when ``readable`` is given)."""
+) -> tuple[np.ndarray, list[str]]:
+    """Logits ``(N, classes)`` of ``paths`` and, per image, why it could not be read ("" if
+    it could; its logits row is then meaningless)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     loader = DataLoader(
         PredictImages(paths, pipeline, max_pixels), batch_size=batch_size, num_workers=num_workers
     )
-    names = model.class_names
-    k = min(top_k, len(names))
-    rows: list[dict[str, Any]] = []
-    for images, problems in tqdm(loader, desc="predicting", disable=len(paths) < 100):
+    logits, problems = [], []
+    for images, batch_problems in tqdm(loader, desc="predicting", disable=len(paths) < 100):
         with torch.autocast("cuda", enabled=device == "cuda"):
-            probabilities = model(images.to(device)).float().softmax(1).cpu()
-        values, indices = probabilities.topk(k, dim=1)
-        for row_values, row_indices, problem in zip(values, indices, problems):
-            path = paths[len(rows)]
-            row: dict[str, Any] = {"path": str(path), "status": problem or "ok"}
-            if not problem:
-                for rank, (p, i) in enumerate(zip(row_values.tolist(), row_indices.tolist()), 1):
-                    row[f"top{rank}"], row[f"p{rank}"] = names[i], round(p, 4)
-                row["phylum"] = (phylum or {}).get(row["top1"], "")
-                if readable:
-                    row["top1_name"] = readable.get(row["top1"], "")
-                row["uncertain"] = row["p1"] < uncertain_below
-            rows.append(row)
+            logits.append(model(images.to(device)).float().cpu())
+        problems.extend(batch_problems)
+    return torch.cat(logits).numpy(), problems
+
+
+def predictions_table(
+    paths: list[Path],
+    logits: np.ndarray,
+    problems: list[str],
+    class_names: list[str],
+    answering: Answering,
+    top_k: int = 5,
+    phylum: dict[str, str] | None = None,
+    readable: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """One row per image: ``status``, the top-k classes and their (calibrated) probabilities,
+    the phylum of the top class, its readable name (when ``readable`` is given) and the
+    answer (see :mod:`src.evaluation.answers`): ``answer``, ``answer_rank``, ``set``,
+    ``set_size``, ``out_of_scope`` and ``scope_score`` (``set``/``set_size``/``out_of_scope``
+    empty without a calibration), and ``uncertain`` (the answer is not one class)."""
+    calibration = answering.calibration
+    probabilities = softmax(logits) if calibration is None else calibration.probabilities(logits)
+    k = min(top_k, len(class_names))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    if calibration is None:
+        sets = np.zeros_like(probabilities, bool)
+        sets[np.arange(len(sets)), order[:, 0]] = True
+        flags = np.zeros(len(sets), bool)
+    else:
+        sets = calibration.prediction_sets(probabilities, answering.alpha)
+        flags = calibration.out_of_scope_flags(logits, answering.keep)
+    answered = answers(
+        probabilities, sets, class_names, answering.taxonomy, answering.target, flags
+    )
+    rows: list[dict[str, Any]] = []
+    for i, (path, problem) in enumerate(zip(paths, problems)):
+        row: dict[str, Any] = {"path": str(path), "status": problem or "ok"}
+        if not problem:
+            for rank, c in enumerate(order[i], 1):
+                row[f"top{rank}"], row[f"p{rank}"] = class_names[c], round(probabilities[i, c], 4)
+            row["phylum"] = (phylum or {}).get(row["top1"], "")
+            if readable:
+                row["top1_name"] = readable.get(row["top1"], "")
+            row.update(answered.iloc[i].to_dict())
+            if calibration is None:
+                row.update({"set": "", "set_size": None, "out_of_scope": None})
+            else:
+                row["out_of_scope"] = bool(flags[i])
+                row["scope_score"] = round(float(calibration.scope(logits[i : i + 1])[0]), 4)
+            row["uncertain"] = row["answer_rank"] != answering.target
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def predict(
+    model: SpeciesClassifier,
+    pipeline: ImagePipeline,
+    paths: list[Path],
+    top_k: int = 5,
+    phylum: dict[str, str] | None = None,
+    readable: dict[str, str] | None = None,
+    answering: Answering | None = None,
+    **reading: Any,
+) -> pd.DataFrame:
+    """The table of :func:`predictions_table` for ``paths``; ``reading`` goes to
+    :func:`image_logits` (``batch_size``, ``num_workers``, ``max_pixels``, ``device``), and
+    ``answering`` defaults to the model's own calibration and taxonomy."""
+    logits, problems = image_logits(model, pipeline, paths, **reading)
+    if answering is None:
+        state = getattr(model, "datamodule_state", None) or {}
+        answering = Answering(
+            model.calibration,
+            class_taxonomy_of(model, phylum or {}),
+            state.get("target", "family"),
+        )
+    return predictions_table(
+        paths, logits, problems, model.class_names, answering, top_k, phylum, readable
+    )
+
+
+def class_taxonomy_of(model: SpeciesClassifier, phylum: dict[str, str]) -> dict[str, list[str]]:
+    """The ranks above the target answers may climb to: saved with the model (older
+    checkpoints: the phylum alone, when the classes span several)."""
+    taxonomy = model.hparams.get("taxonomy")
+    if taxonomy:
+        return dict(taxonomy)
+    groups = [phylum.get(name, "") for name in model.class_names]
+    return {"phylum": groups} if len(set(groups)) > 1 and all(groups) else {}
 
 
 def class_phylum(model: SpeciesClassifier, state: dict[str, Any]) -> dict[str, str]:
@@ -135,22 +223,37 @@ def run_predict(cfg: DictConfig) -> pd.DataFrame:
     paths = collect_inputs(cfg.inputs)
     if not paths:
         raise UserFacingError(f"No images found in {cfg.inputs}.")
+    if model.calibration is None:
+        log.warning(
+            "%s has no calibration (trained with calibration=none or before it existed): "
+            "the answer is the top class, with no prediction set and no out-of-scope check. "
+            "Calibrate it on its val split: python -m src.evaluate ckpt_path=%s calibrate=true",
+            cfg.ckpt_path,
+            cfg.ckpt_path,
+        )
+    answering = Answering(
+        model.calibration,
+        class_taxonomy_of(model, phylum),
+        state.get("target", "family"),
+        None if cfg.alpha is None else check_alpha(cfg.alpha),
+        None if cfg.keep is None else check_keep(cfg.keep),
+    )
     table = predict(
         model,
         image_pipeline(model, state),
         paths,
         cfg.top_k,
-        cfg.batch_size,
-        cfg.num_workers,
-        cfg.max_image_pixels,
-        cfg.device,
         phylum,
-        cfg.uncertain_below,
         state.get("names"),
+        answering,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        max_pixels=cfg.max_image_pixels,
+        device=cfg.device,
     )
     output = Path(cfg.output or Path(cfg.paths.output_dir) / "predictions.csv")
     write_csv(table, output)
-    columns = ("path", "status", "top1", "top1_name", "p1", "phylum", "uncertain")
+    columns = ("path", "status", "answer", "answer_rank", "set_size", "out_of_scope", "top1", "p1")
     shown = [c for c in columns if c in table]
     print(table[shown].head(cfg.show).fillna("").to_string(index=False))
     failed = int((table["status"] != "ok").sum())

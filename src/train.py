@@ -1,7 +1,8 @@
 """Train a classifier: ``python -m src.train [group=option ...] [key=value ...]``.
 
 Composes ``conf/train.yaml``, seeds everything, builds datamodule, model, callbacks,
-loggers and trainer from their ``_target_`` configs, fits, tests the best checkpoint
+loggers and trainer from their ``_target_`` configs, fits, takes the best checkpoint,
+calibrates it on val (temperature, prediction sets, out-of-scope cut), tests it
 and returns the monitored metric (what sweeps optimise).
 """
 
@@ -19,7 +20,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_only
 
 from src.data.features import with_feature_cache
-from src.evaluation.testing import run_tests
+from src.evaluation.testing import calibrate, run_tests
 from src.runs.cli import register_resolvers, run_cli
 from src.runs.files import write_json
 from src.runs.provenance import RUN_INFO_FILE, run_info
@@ -49,6 +50,7 @@ def build(
         cfg.model,
         class_names=datamodule.class_names,
         class_weights=None if class_weights is None else class_weights.tolist(),
+        taxonomy=datamodule.taxonomy,
         _recursive_=False,
     )
     model.check_image_size(datamodule.image_size)
@@ -91,6 +93,8 @@ def train(cfg: DictConfig) -> float | None:
     write_fit_summary(cfg, trainer, score, best)
     if pruning is not None and pruning.pruned:
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
+    if cfg.get("calibration"):
+        calibrate(trainer, model, datamodule, instantiate(cfg.calibration), best or None)
     if cfg.get("test", True):
         run_tests(trainer, model, datamodule, cfg.paths.output_dir, best or None)
     log.info("Best %s: %s (%s)", cfg.monitor, score, best)

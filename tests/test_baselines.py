@@ -8,6 +8,7 @@ import pytest
 
 from src.baselines import UsageError, hydra_arguments, run_baseline
 from src.errors import ConfigError
+from src.evaluation.answers import trust_metric_names
 from src.evaluation.baselines import clip_spec
 from src.models.metrics import TEST_KEYS
 from tests.helpers import compose_config, one_error_line, run_module
@@ -46,7 +47,8 @@ def test_zeroshot_then_fewshot_through_the_command(tmp_path, clip_configs, tiny_
     zeroshot = run_baselines(tmp_path, clip_configs, "zeroshot")
     assert zeroshot.returncode == 0, zeroshot.stderr[-3000:]
     run = tmp_path / "zeroshot"
-    assert set(read_json(run / "test_metrics.json")) == trained_keys
+    # calibrated on val like the trained run; only the out-of-scope AUROC is the run's own
+    assert set(read_json(run / "test_metrics.json")) == trained_keys - {"test/scope_auroc"}
     for name in ("classification_report.csv", "confusion_matrix.png", "errors.png"):
         assert (run / name).is_file(), name
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "run_info.json").is_file()
@@ -59,8 +61,9 @@ def test_zeroshot_then_fewshot_through_the_command(tmp_path, clip_configs, tiny_
     assert report["support"].sum() == len(test_rows) == info["images"]["test"]
     prompts = pd.read_csv(run / "zeroshot_prompts.csv")
     assert prompts["prompts"].str.contains("a photo of ").all()
-    (test_cache,) = (tmp_path / "embeddings").glob("*.npz")
-    embedded_at = test_cache.stat().st_mtime_ns
+    # the val images (for the calibration) and the test images
+    caches = {path: path.stat().st_mtime_ns for path in (tmp_path / "embeddings").glob("*.npz")}
+    assert len(caches) == 2
 
     fewshot = run_baselines(tmp_path, clip_configs, "fewshot", "shots=[1,2]", "repeats=3")
     assert fewshot.returncode == 0, fewshot.stderr[-3000:]
@@ -69,15 +72,19 @@ def test_zeroshot_then_fewshot_through_the_command(tmp_path, clip_configs, tiny_
     assert [(r.shots, r.repeat) for r in repeats.itertuples()] == [
         (k, r) for k in (1, 2) for r in range(3)
     ]
+    not_fewshot = {*trust_metric_names("family"), "scope_auroc"}
     for k in (1, 2):
         metrics = read_json(run / f"{k}shot" / "test_metrics.json")
-        assert set(metrics) == trained_keys | {f"{key}_std" for key in trained_keys}
+        # few-shot classifiers are not calibrated: the metrics of the probabilities alone
+        untrusted = {key for key in trained_keys if key.split("/")[1] in not_fewshot}
+        kept = trained_keys - untrusted
+        assert set(metrics) == kept | {f"{key}_std" for key in kept}
         assert metrics["test/acc"] == pytest.approx(repeats[repeats.shots == k]["test/acc"].mean())
         assert (run / f"{k}shot" / "classification_report.csv").is_file()
         assert read_json(run / f"{k}shot" / "baseline.json")["shots"] == k
     # the test images' embeddings were reused, the training images' computed once
-    assert test_cache.stat().st_mtime_ns == embedded_at
-    assert len(list((tmp_path / "embeddings").glob("*.npz"))) == 2
+    assert all(path.stat().st_mtime_ns == when for path, when in caches.items())
+    assert len(list((tmp_path / "embeddings").glob("*.npz"))) == 3
     reused = f"Reusing the embeddings of {len(test_rows)} test images"
     assert reused in fewshot.stdout + fewshot.stderr
 
@@ -92,8 +99,9 @@ def test_linear_probe_chooses_c_on_val_and_tests(tmp_path, clip_configs):
     )
     metrics = run_baseline(cfg)
     taxonomy = {f"test/{k}" for k in ("phylum_acc", "phylum_f1_macro", "errors_within_phylum")}
-    assert set(metrics) == {*TEST_KEYS, "test/loss", *taxonomy, "test/error_distance"}
-    assert read_json(tmp_path / "run" / "test_metrics.json") == pytest.approx(metrics)
+    trust = {f"test/{name}" for name in trust_metric_names("family")}  # calibrated on val
+    assert set(metrics) == {*TEST_KEYS, "test/loss", *taxonomy, "test/error_distance", *trust}
+    assert read_json(tmp_path / "run" / "test_metrics.json") == pytest.approx(metrics, nan_ok=True)
     grid = pd.read_csv(tmp_path / "run" / "probe_grid.csv")
     info = read_json(tmp_path / "run" / "baseline.json")
     assert list(grid["C"]) == [0.1, 10.0]

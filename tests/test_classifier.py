@@ -17,7 +17,15 @@ from hydra.utils import instantiate
 from src.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from src.models.classifier import SpeciesClassifier, load_classifier
 from src.predict import image_pipeline
-from tests.helpers import MODELS, NAMES, build, model_config, run_module, same_test_metrics
+from tests.helpers import (
+    MODELS,
+    NAMES,
+    build,
+    exported,
+    model_config,
+    run_module,
+    same_test_metrics,
+)
 
 OLD_LAYOUT = Path(__file__).parent / "data" / "old_layout"
 OLD_NETS = {"baseline": "src.models.baseline.BaselineCNN", "timm": "src.models.timm_net.TimmNet"}
@@ -95,10 +103,14 @@ def test_evaluate_reproduces_an_old_layout_runs_test_metrics(old_run, tiny_sourc
         "data.image_size=32",
         "data.num_workers=0",
         "trainer.enable_progress_bar=false",
+        "calibrate=true",  # fitted on the run's val split and stored in the checkpoint
         f"hydra.run.dir={tmp_path / 'ev'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     same_test_metrics(old_run, tmp_path / "ev", tolerance=1e-4, newer_keys=True)
+    calibrated = load_classifier(old_run / "checkpoints" / "best.ckpt")
+    metrics = json.loads((tmp_path / "ev" / "test_metrics.json").read_text())
+    assert calibrated.calibration.temperature == metrics["test/temperature"]
 
 
 def test_predict_with_an_old_layout_checkpoint(old_run, tiny_source, tmp_path):
@@ -118,8 +130,11 @@ def test_predict_with_an_old_layout_checkpoint(old_run, tiny_source, tmp_path):
         f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    said = result.stdout + result.stderr
+    assert "has no calibration" in said and "calibrate=true" in said
     table = pd.read_csv(tmp_path / "run" / "predictions.csv")
     assert (table["status"] == "ok").all() and table["path"].tolist() == [str(p) for p in paths]
+    assert (table["answer"] == table["top1"]).all() and table["set"].isna().all()
     model = load_classifier(checkpoint)
     probabilities = forward_probabilities(model, paths)
     top = probabilities.max(1)
@@ -130,22 +145,14 @@ def test_predict_with_an_old_layout_checkpoint(old_run, tiny_source, tmp_path):
 
 def test_export_an_old_layout_checkpoint(old_run, tmp_path):
     checkpoint = old_run / "checkpoints" / "best.ckpt"
-    result = run_module(
-        tmp_path,
-        "src.export",
-        f"ckpt_path={checkpoint}",
-        "format=torchscript",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    model_file, contract = exported(tmp_path, checkpoint)
     model = load_classifier(checkpoint)
-    contract = json.loads((tmp_path / "run" / "model.preprocessing.json").read_text())
     assert contract["class_names"] == model.class_names and contract["image_size"] == 32
     assert contract["mean"] == pytest.approx(list(model.data_config["mean"]))
+    assert contract["calibrated"] is False  # no calibration: the plain logits
     x = torch.randn(3, 3, 32, 32)
-    exported = torch.jit.load(str(tmp_path / "run" / "model.pt"))
     with torch.no_grad():
-        torch.testing.assert_close(exported(x), model(x), atol=1e-4, rtol=0)
+        torch.testing.assert_close(torch.jit.load(str(model_file))(x), model(x), atol=1e-4, rtol=0)
 
 
 def test_a_new_checkpoint_holds_the_network_config(checkpoint):

@@ -11,6 +11,7 @@ from src.data.datamodule import BAD_IMAGES_FILE, RareSpeciesDataModule
 from src.data.schema import DataFormatError
 from src.data.synthetic import write_synthetic
 from src.errors import ConfigError
+from src.evaluation.answers import trust_metric_names
 from src.models.classifier import SpeciesClassifier
 from src.models.metrics import TEST_KEYS
 from tests.helpers import (
@@ -272,6 +273,7 @@ def test_train_on_species_end_to_end(tmp_path):
         *TINY_DATA,
         "data.target=species",
         "trainer.max_epochs=1",
+        "model.hierarchy_loss_weight=0.5",  # species within families within phyla
         "logger=none",
         f"paths.output_dir={run}",
     )
@@ -279,8 +281,12 @@ def test_train_on_species_end_to_end(tmp_path):
     train(cfg)
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert set(metrics) >= set(TEST_KEYS)
+    assert {f"test/{name}" for name in trust_metric_names("species")} <= set(metrics)
     report = pd.read_csv(run / "classification_report.csv", dtype={"class": str})
+    assert {"family", "phylum"} <= set(report.columns)
     pages = pd.read_csv(Path(cfg.data.root) / "metadata.csv")["eol_page_id"].astype(str)
     assert sorted(report["class"]) == sorted(pages.unique())  # 16 species
     checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
     assert checkpoint["hyper_parameters"]["class_names"] == sorted(pages.unique())
+    assert list(checkpoint["hyper_parameters"]["taxonomy"]) == ["family", "phylum"]
+    assert "calibration" in checkpoint

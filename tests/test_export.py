@@ -1,7 +1,6 @@
 """python -m src.export: ONNX and TorchScript equal PyTorch; a failed export keeps the old one."""
 
 import errno
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +10,13 @@ import torch
 from src.export import export
 from src.models.classifier import load_classifier
 from src.runs.files import OutputError
-from tests.helpers import run_module
+from tests.helpers import exported
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
-    result = run_module(
-        tmp_path,
-        "src.export",
-        f"ckpt_path={checkpoint}",
-        f"format={fmt}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    model_file, contract = exported(tmp_path, checkpoint, fmt)
     model = load_classifier(checkpoint)
-    contract = json.loads(next((tmp_path / "run").glob("*.preprocessing.json")).read_text())
     assert contract["class_names"] == model.class_names and contract["image_size"] == 32
     assert contract["mean"] == list(model.data_config["mean"])
     x = torch.randn(3, 3, 32, 32)
@@ -33,10 +24,10 @@ def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
     if fmt == "onnx":
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(str(tmp_path / "run" / "model.onnx"))
+        session = onnxruntime.InferenceSession(str(model_file))
         got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     else:
-        got = torch.jit.load(str(tmp_path / "run" / "model.pt"))(x).detach().numpy()
+        got = torch.jit.load(str(model_file))(x).detach().numpy()
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 

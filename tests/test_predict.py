@@ -6,7 +6,7 @@ import pandas as pd
 from PIL import Image
 
 from src.models.classifier import load_classifier
-from tests.helpers import run_module
+from tests.helpers import one_error_line, run_module
 
 
 def photos(tiny_source: Path, folder: Path) -> Path:
@@ -77,9 +77,23 @@ def test_any_target_names_the_phylum_and_the_species(tiny_source):
     paths = [tiny_source / p for p in pd.read_csv(tiny_source / "metadata.csv")["file_path"][:3]]
     pipeline = ImagePipeline(image_size=32, variant="original", **model.data_config)
     readable = {"1": "Genus one (an animal)", "2": "Genus two (another)"}
-    table = predict(
-        model, pipeline, paths, 2, 4, 0, device="cpu", phylum=species["phylum"], readable=readable
-    )
+    reading = {"batch_size": 4, "num_workers": 0, "device": "cpu"}
+    table = predict(model, pipeline, paths, 2, species["phylum"], readable, **reading)
     assert list(table["top1_name"]) == [readable[c] for c in table["top1"]]
     assert list(table["phylum"]) == [species["phylum"][c] for c in table["top1"]]
-    assert "top1_name" not in predict(model, pipeline, paths[:1], 2, 4, 0, device="cpu")
+    assert "top1_name" not in predict(model, pipeline, paths[:1], 2, **reading)
+
+
+def test_a_bad_alpha_is_one_sentence(checkpoint, tiny_source, tmp_path):
+    image = next(tiny_source.rglob("*.jpg"))
+    result = run_module(
+        tmp_path,
+        "src.predict",
+        f"ckpt_path={checkpoint}",
+        f"inputs={image}",
+        "alpha=1.5",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    line = one_error_line(result)
+    assert "alpha=1.5 is not allowed: use a number between 0 and 1" in line
+    assert not (tmp_path / "run" / "predictions.csv").exists()

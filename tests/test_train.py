@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from src.evaluation.answers import trust_metric_names
 from src.models.metrics import TEST_KEYS
 from src.runs.files import TEMP_SUFFIX
 from tests.helpers import (
@@ -68,6 +69,32 @@ def test_checkpoint_names_its_classes(tiny_run):
     assert datamodule_state["class_names"] == names
 
 
+def test_phyla_are_answered_as_a_phylum_or_unknown(tmp_path):
+    result = run_train(tmp_path, *TINY, "data.target=phylum", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert {f"test/{name}" for name in trust_metric_names("phylum")} <= set(metrics)
+    assert metrics["test/answered_higher"] == 0  # nothing above the phylum to answer with
+    refused = run_train(
+        tmp_path,
+        *TINY,
+        "data.target=phylum",
+        "model.hierarchy_loss_weight=0.5",
+        f"hydra.run.dir={tmp_path / 'refused'}",
+    )
+    assert "model.hierarchy_loss_weight=0.5 needs ranks above the target" in one_error_line(refused)
+
+
+def test_calibration_none_leaves_the_checkpoint_uncalibrated(tmp_path):
+    result = run_train(tmp_path, *TINY, "calibration=none", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert "test/phylum_acc" in metrics and "test/ece" not in metrics
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert "calibration" not in checkpoint
+    assert not (tmp_path / "run" / "reliability.png").exists()
+
+
 def test_bad_root_is_one_clear_line(tmp_path):
     result = run_train(
         tmp_path,
@@ -113,7 +140,7 @@ def test_reports_are_written_and_add_up(tiny_run):
     import pandas as pd
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from src.evaluation.writers import REPORT_FILES
+    from src.evaluation.writers import RELIABILITY_FILE, REPORT_FILES
 
     for name in REPORT_FILES:
         assert (tiny_run / name).is_file(), name
@@ -127,12 +154,16 @@ def test_reports_are_written_and_add_up(tiny_run):
         "mollusca",
         "echinodermata",
     }
-    images = set()
+    assert (tiny_run / RELIABILITY_FILE).is_file()
+    images, scalars = set(), set()
     for events in (tiny_run / "tensorboard").glob("events.out.tfevents.*"):
         accumulator = EventAccumulator(str(events), size_guidance={"images": 0})
         accumulator.Reload()
         images |= set(accumulator.Tags()["images"])
-    assert {"test/confusion_matrix", "test/errors"} <= images
+        scalars |= set(accumulator.Tags()["scalars"])
+    assert {"test/confusion_matrix", "test/errors", "test/reliability"} <= images
+    # the taxonomy and calibration metrics too, not only test_metrics.json
+    assert {"test/phylum_acc", "test/error_distance", "test/ece", "test/set_coverage"} <= scalars
 
 
 @pytest.mark.parametrize(
@@ -242,7 +273,12 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "run"
-    assert json.loads((run_dir / "test_metrics.json").read_text())["test/f1_macro"] >= 0
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    assert metrics["test/f1_macro"] >= 0
+    # rank 0 calibrated, both processes tested with it
+    assert 0 <= metrics["test/set_coverage"] <= 1
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert checkpoint["calibration"]["temperature"] == metrics["test/temperature"]
     report = pd.read_csv(run_dir / "classification_report.csv")
     test_size = len(pd.read_csv(run_dir / "split" / "test.csv"))
     # gathered from both processes; DistributedSampler pads with at most one duplicate

@@ -1,6 +1,7 @@
 """RandAugment on the device: the loader path's pixels, each image its own draws."""
 
 import torch
+from torch.utils.data import DataLoader
 
 from tests.helpers import tiny_datamodule as datamodule
 
@@ -10,11 +11,21 @@ def test_augmentation_on_the_device_matches_the_loader_path(tiny_root, tmp_path)
     gpu = datamodule(tiny_root, tmp_path, imbalance="oversample", batch_size=8, augment_on="gpu")
     cpu.setup("fit")
     gpu.setup("fit")
+    # val and test are read outside the device hooks too (calibration, trainer.test with
+    # loaders passed in): they come normalised, the same as the CPU path's
     images, labels = next(iter(cpu.val_dataloader()))
-    raw = next(iter(gpu.val_dataloader()))
+    val = next(iter(gpu.val_dataloader()))
+    assert len(val) == 2 and torch.equal(val[1], labels) and torch.allclose(val[0], images)
+    assert torch.allclose(
+        next(iter(gpu.test_dataloader()))[0], next(iter(cpu.test_dataloader()))[0]
+    )
+    # the training images come as uint8 with their copies' seeds (0: the original, not
+    # augmented); the device hook normalises them as the CPU path does
+    raw = next(iter(DataLoader(gpu.datasets["train"], batch_size=8)))
     assert raw[0].dtype == torch.uint8 and not raw[2].any()
     finished, same_labels = gpu.on_after_batch_transfer(raw, 0)
-    assert torch.equal(same_labels, labels) and torch.allclose(finished, images, atol=1e-6)
+    plain, plain_labels = next(iter(DataLoader(cpu.datasets["train"], batch_size=8)))
+    assert torch.equal(same_labels, plain_labels) and torch.allclose(finished, plain, atol=1e-6)
     train = gpu.datasets["train"]
     augmented = torch.stack([train[len(train)][0]] * 2)
     torch.manual_seed(0)

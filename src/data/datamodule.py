@@ -41,6 +41,7 @@ from src.data.selection import (
 )
 from src.data.split import SPLITS, load_or_make_split, write_split
 from src.data.synthetic import ensure_synthetic
+from src.data.taxonomy import class_taxonomy
 from src.data.transforms import RANDAUGMENT, UNIT_RANGE, ImagePipeline, check_variant
 from src.errors import UserFacingError, check_choice, check_whole_number
 from src.runs.files import write_csv
@@ -146,6 +147,12 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         if self.index is None:
             raise RuntimeError("The index is not read yet: call prepare_data() and setup().")
         return class_names(self.index, self.target)
+
+    @property
+    def taxonomy(self) -> dict[str, list[str]]:
+        """Each rank above the target at which the classes differ, nearest first -> the group
+        of every class (what answers and the hierarchical loss work with)."""
+        return class_taxonomy(self.index, self.target, self.class_names)
 
     @property
     def num_classes(self) -> int:
@@ -268,9 +275,10 @@ class RareSpeciesDataModule(pl.LightningDataModule):
                 on_non_rgb=self.on_non_rgb,
                 fast_decode=self.fast_decode,
                 cache=cache,
-                # the test sets are tested with loaders passed to trainer.test, outside the
-                # data module's device hooks: they arrive normalised
-                defer=self.augment_on == "gpu" and name not in TEST_SETS,
+                # only training images are augmented; the others are also read outside the
+                # data module's device hooks (the test sets by trainer.test with loaders
+                # passed in, val by the calibration), so they arrive normalised
+                defer=self.augment_on == "gpu" and name == "train",
             )
             for name, rows in self.rows.items()
         }

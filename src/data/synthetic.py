@@ -228,6 +228,17 @@ def _species_pattern(pattern: int, wave, frequency: float, angle: float, x, y, c
     return np.sin(2 * math.pi * frequency * radius)
 
 
+def outlier_flags(root: str | Path, rows: pd.DataFrame) -> np.ndarray | None:
+    """Whether each of ``rows`` is a non-animal image, as ``root``'s ``synthetic_truth.csv``
+    says; None when ``root`` has no such file (real data) or it misses some of the rows."""
+    path = Path(root) / TRUTH_FILE
+    if not path.is_file():
+        return None
+    kinds = pd.read_csv(path).set_index("file_path")["kind"]
+    found = rows["file_path"].map(kinds)
+    return None if found.isna().any() else (found != "animal").to_numpy()
+
+
 def render_outlier(rng: np.random.Generator, kind: str, size: tuple[int, int]) -> Image.Image:
     """A non-animal image: a page of text, a blank frame or a map."""
     height, width = size

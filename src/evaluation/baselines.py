@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from src.data.schema import phylum_of
+from src.data.taxonomy import class_taxa
 from src.errors import ConfigError
+from src.evaluation.answers import trust_metrics
+from src.evaluation.calibration import Calibration, Calibrator
 from src.evaluation.embeddings import ImageEmbeddings, random_init
 from src.evaluation.fewshot import fewshot_repeats, l2_normalize, mean_and_std
 from src.evaluation.probe import LinearProbe
@@ -79,6 +81,8 @@ class Baseline:
     spec: ClipSpec
     output_dir: Path
     device: str = "cpu"
+    calibrator: Calibrator | None = None
+    calibration: Calibration | None = None
     _labels: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
@@ -104,7 +108,27 @@ class Baseline:
         scores.update(
             taxonomy_metrics(probabilities, labels, dm.class_names, dm.index, dm.target, name)
         )
+        if self.calibration is not None:
+            scores.update(
+                trust_metrics(
+                    log_probabilities(probabilities),
+                    labels,
+                    self.calibration,
+                    dm.class_names,
+                    dm.taxonomy,
+                    dm.target,
+                    name,
+                )
+            )
         return scores
+
+    def calibrate(self, val_probabilities: np.ndarray) -> None:
+        """Fit the calibrator (when there is one) on the method's probabilities of the val
+        images, as a trained run does, so :meth:`score` adds the same calibration, set and
+        answer metrics."""
+        if self.calibrator is not None:
+            logits = log_probabilities(val_probabilities)
+            self.calibration = self.calibrator.fit(logits, self.labels("val"))
 
     def test_sets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {name: self.split(name) for name in self.datamodule.test_sets}
@@ -141,7 +165,7 @@ class Baseline:
             self.labels("test"),
             dm.datasets["test"],
             dm.class_names,
-            phylum_of(dm.index, dm.target),
+            class_taxa(dm.class_names, dm.taxonomy),
         )
         write_json(folder / BASELINE_FILE, dict(info))
         log.info(
@@ -151,6 +175,11 @@ class Baseline:
             metrics.get("test/f1_macro", float("nan")),
             folder,
         )
+
+
+def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """Logits that give ``probabilities`` back under softmax (what the calibration takes)."""
+    return np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-300, None))
 
 
 def zeroshot(
@@ -168,11 +197,16 @@ def zeroshot(
     model = baseline.model
     text = text_classifier(model, baseline.tokenizer, prompts, baseline.device, batch_size)
     scale = float(model.logit_scale.detach().exp()) if hasattr(model, "logit_scale") else 100.0
+
+    def classify(x: np.ndarray) -> np.ndarray:
+        logits = scale * torch.from_numpy(l2_normalize(x)).float() @ text.T
+        return logits.softmax(dim=1).numpy()
+
+    baseline.calibrate(classify(baseline.split("val")[0]))
     metrics: dict[str, float] = {}
     test_probabilities = None
     for name, (x, y) in baseline.test_sets().items():
-        logits = scale * torch.from_numpy(l2_normalize(x)).float() @ text.T
-        probabilities = logits.softmax(dim=1).numpy()
+        probabilities = classify(x)
         metrics.update(baseline.score(probabilities, y, name))
         if name == "test":
             test_probabilities = probabilities
@@ -228,6 +262,7 @@ def linear_probe(
     probe = LinearProbe(baseline.num_classes, list(grid), monitor, max_iter, seed)
     probe.fit(baseline.split("train"), baseline.split("val"))
     write_csv(pd.DataFrame(probe.results_), baseline.output_dir / PROBE_GRID_FILE)
+    baseline.calibrate(probe.predict_proba(baseline.split("val")[0]))
     metrics: dict[str, float] = {}
     test_probabilities = None
     for name, (x, y) in baseline.test_sets().items():

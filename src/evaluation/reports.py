@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -24,9 +24,10 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
 
 
 def per_class_report(
-    matrix: np.ndarray, class_names: Sequence[str], phylum: dict[str, str]
+    matrix: np.ndarray, class_names: Sequence[str], taxa: Mapping[str, Mapping[str, str]]
 ) -> pd.DataFrame:
-    """Precision, recall, F1 and support per class (0 where undefined), worst F1 first."""
+    """Precision, recall, F1 and support per class (0 where undefined), worst F1 first,
+    with a column per rank of ``taxa`` (rank -> {class: group}, nearest first)."""
     hits = np.diag(matrix).astype(float)
     predicted, support = matrix.sum(0), matrix.sum(1)
     precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
@@ -36,7 +37,10 @@ def per_class_report(
     table = pd.DataFrame(
         {
             "class": list(class_names),
-            "phylum": [phylum.get(name, name) for name in class_names],
+            **{
+                rank: [groups.get(name, "") for name in class_names]
+                for rank, groups in taxa.items()
+            },
             "precision": precision,
             "recall": recall,
             "f1": f1,
@@ -131,6 +135,32 @@ def plot_learning_curves(metrics_csv: Path, path: Path) -> plt.Figure | None:
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    write_with(path, lambda temporary: fig.savefig(temporary, dpi=100))
+    return fig
+
+
+def plot_reliability(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path
+) -> plt.Figure:
+    """Accuracy against confidence per bin, one line per named curve (before/after
+    calibration), with the diagonal a calibrated model follows and the images per bin."""
+    fig, (ax, counts) = plt.subplots(
+        2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="calibrated")
+    for label, (confidence, accuracy, count) in curves.items():
+        seen = count > 0
+        ax.plot(confidence[seen], accuracy[seen], marker="o", label=label)
+        edges = np.linspace(0, 1, len(count) + 1)
+        counts.stairs(count, edges, label=label)
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("Reliability on the test set")
+    counts.set_xlabel("confidence (top probability)")
+    counts.set_ylabel("images")
     fig.tight_layout()
     write_with(path, lambda temporary: fig.savefig(temporary, dpi=100))
     return fig

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from src.data.schema import RANKS, with_target
+from src.data.taxonomy import class_groups, higher_ranks
 
 RANK_METRICS: tuple[str, ...] = ("acc", "f1_macro")  # per rank above the target
 WITHIN_RANKS: tuple[str, ...] = ("phylum", "order")  # errors_within_<rank>
@@ -53,27 +53,6 @@ def within_key(rank: str, prefix: str = "test") -> str:
 
 
 PHYLUM_ACC = rank_key("phylum", "acc")  # the one taxonomy key result tables show
-
-
-def higher_ranks(index: pd.DataFrame, target: str) -> list[str]:
-    """The ranks above ``target`` that ``index`` has as columns, nearest first."""
-    above = RANKS[: RANKS.index(target)]
-    return [rank for rank in reversed(above) if rank in index.columns]
-
-
-def class_groups(
-    index: pd.DataFrame, target: str, class_names: Sequence[str], rank: str
-) -> np.ndarray:
-    """The group at ``rank`` of every class (its most common value in ``index``), as text."""
-    frame = with_target(index, target)
-    pairs = pd.DataFrame({"c": frame[target].astype(str), "g": frame[rank].astype(str)})
-    counts = pairs.value_counts().reset_index()
-    counts = counts.sort_values(["count", "g"], ascending=[False, True], kind="stable")
-    group_of = counts.drop_duplicates("c").set_index("c")["g"]
-    missing = [name for name in class_names if name not in group_of.index]
-    if missing:
-        raise ValueError(f"classes not in the index: {', '.join(map(str, missing[:3]))}")
-    return group_of.loc[list(class_names)].to_numpy(dtype=str)
 
 
 def macro_f1(true: np.ndarray, predicted: np.ndarray, groups: int) -> float:

@@ -1,15 +1,79 @@
-"""Testing a fitted model on every named test set of its data module."""
+"""After fitting: calibrate on val, then test on every named test set of the data module."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import Logger
+from torch.utils.data import DataLoader
 
-from src.data.schema import phylum_of
+from src.data.synthetic import outlier_flags
+from src.data.taxonomy import class_taxa
+from src.evaluation.answers import trust_metrics
+from src.evaluation.calibration import Calibration, Calibrator, softmax
+from src.evaluation.scope import scope_auroc
 from src.evaluation.taxonomy import taxonomy_metrics
-from src.evaluation.writers import TEST_METRICS_FILE, named_metrics, write_test_report
+from src.evaluation.writers import (
+    TEST_METRICS_FILE,
+    named_metrics,
+    write_reliability_diagram,
+    write_test_report,
+)
+from src.models.classifier import CALIBRATION_KEY
+from src.runs.checkpoints import AtomicCheckpointIO, read_checkpoint
 from src.runs.files import write_json
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def collect_logits(
+    model: pl.LightningModule, loader: DataLoader, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's logits and the labels of every batch of ``loader``, in its order."""
+    model = model.to(device).eval()
+    logits, labels = [], []
+    for images, y, *_ in loader:
+        logits.append(model(images.to(device)).float().cpu())
+        labels.append(y)
+    if not logits:
+        return np.zeros((0, len(model.class_names))), np.zeros(0, dtype=np.int64)
+    return torch.cat(logits).numpy(), torch.cat(labels).numpy()
+
+
+def calibrate(
+    trainer: pl.Trainer,
+    model: pl.LightningModule,
+    datamodule,
+    calibrator: Calibrator,
+    ckpt_path: str | None = None,
+) -> Calibration:
+    """Fit ``calibrator`` on the val split with the weights of ``ckpt_path`` (the best
+    checkpoint; the model's own weights without one), set it on the model and add it to
+    that checkpoint (rewritten whole, under the same name). Rank 0 fits; every rank gets it.
+    """
+    if ckpt_path:
+        model.load_state_dict(read_checkpoint(ckpt_path)["state_dict"])
+    datamodule.setup("validate")
+    calibration = None
+    if trainer.is_global_zero:
+        logits, labels = collect_logits(
+            model, datamodule.val_dataloader(), trainer.strategy.root_device
+        )
+        calibration = calibrator.fit(logits, labels)
+        log.info(
+            "Calibrated on %d val images: temperature %.3f", len(labels), calibration.temperature
+        )
+        if ckpt_path:
+            checkpoint = read_checkpoint(ckpt_path)
+            checkpoint[CALIBRATION_KEY] = calibration.to_dict()
+            AtomicCheckpointIO().save_checkpoint(checkpoint, ckpt_path)
+    model.calibration = trainer.strategy.broadcast(calibration)
+    return model.calibration
 
 
 def run_tests(
@@ -23,19 +87,40 @@ def run_tests(
 
     ``test_metrics.json`` holds ``test/*`` and, when val/test were filtered, ``test_full/*``
     (the unfiltered test set), each with the taxonomy metrics of
-    :mod:`src.evaluation.taxonomy`; the per-class table and figures describe ``test``.
+    :mod:`src.evaluation.taxonomy` and, when the model is calibrated, the calibration,
+    prediction-set and answer metrics of :func:`src.evaluation.answers.trust_metrics` and
+    the out-of-scope detection AUROC where the data says which images are outliers. These
+    also go to the loggers. The per-class table and figures describe ``test``.
     """
     datamodule.setup("test")
+    calibration = model.calibration
     metrics: dict[str, float] = {}
     for name in datamodule.test_sets:
         trainer.test(model, dataloaders=datamodule.test_dataloader(name), ckpt_path=ckpt_path)
         metrics.update(named_metrics(name, trainer.callback_metrics))
-        probabilities, labels = model.test_predictions()
-        metrics.update(
-            taxonomy_metrics(
-                probabilities, labels, model.class_names, datamodule.index, datamodule.target, name
-            )
+        logits, labels = model.test_outputs()
+        probabilities = (
+            softmax(logits) if calibration is None else calibration.probabilities(logits)
         )
+        extra = taxonomy_metrics(
+            probabilities, labels, model.class_names, datamodule.index, datamodule.target, name
+        )
+        if calibration is not None:
+            extra.update(
+                trust_metrics(
+                    logits,
+                    labels,
+                    calibration,
+                    model.class_names,
+                    datamodule.taxonomy,
+                    datamodule.target,
+                    name,
+                )
+            )
+            extra.update(scope_metrics(datamodule, name, calibration, logits))
+        metrics.update(extra)
+        if trainer.is_global_zero:
+            log_metrics(trainer.loggers, extra, trainer.global_step)
         if name == "test" and trainer.is_global_zero:
             write_test_report(
                 output_dir,
@@ -43,10 +128,36 @@ def run_tests(
                 labels,
                 datamodule.datasets[name],
                 model.class_names,
-                phylum_of(datamodule.index, datamodule.target),
+                class_taxa(model.class_names, datamodule.taxonomy),
                 trainer.loggers,
                 trainer.global_step,
             )
+            if calibration is not None:
+                write_reliability_diagram(
+                    output_dir,
+                    softmax(logits),
+                    probabilities,
+                    labels,
+                    trainer.loggers,
+                    trainer.global_step,
+                )
     if trainer.is_global_zero:
         write_json(Path(output_dir) / TEST_METRICS_FILE, metrics)
     return metrics
+
+
+def scope_metrics(
+    datamodule, name: str, calibration: Calibration, logits: np.ndarray
+) -> dict[str, float]:
+    """``<name>/scope_auroc``: how well the out-of-scope score separates the outliers the
+    data lists (``synthetic_truth.csv``) from the animals; nothing when it lists none."""
+    outliers = outlier_flags(datamodule.root, datamodule.rows[name])
+    if outliers is None or len(outliers) != len(logits) or outliers.all() or not outliers.any():
+        return {}
+    return {f"{name}/scope_auroc": scope_auroc(calibration.scope(logits), outliers)}
+
+
+def log_metrics(loggers: list[Logger], metrics: dict[str, float], step: int) -> None:
+    finite = {key: value for key, value in metrics.items() if np.isfinite(value)}
+    for logger in loggers:
+        logger.log_metrics(finite, step=step)

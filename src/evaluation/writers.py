@@ -12,6 +12,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from src.data.dataset import RareSpeciesDataset
 from src.evaluation import reports
+from src.evaluation.calibration import reliability_bins
 from src.runs.files import write_csv, write_json
 
 TEST_METRICS_FILE = "test_metrics.json"
@@ -21,6 +22,7 @@ REPORT_FILES = (
     "errors.png",
     "learning_curves.png",
 )
+RELIABILITY_FILE = "reliability.png"
 MAX_ERRORS = 16  # the most confident mistakes shown in errors.png
 
 
@@ -40,20 +42,23 @@ def write_test_report(
     labels: np.ndarray,
     dataset: RareSpeciesDataset,
     class_names: Sequence[str],
-    phylum: Mapping[str, str],
+    taxa: Mapping[str, Mapping[str, str]],
     loggers: Sequence[Logger] = (),
     step: int = 0,
 ) -> None:
     """Per-class table, confusion matrix, worst errors and learning curves of one test set.
 
-    ``probabilities``/``labels`` are in the order of ``dataset``; the confusion matrix and
-    the errors also go to every TensorBoard logger.
+    ``probabilities``/``labels`` are in the order of ``dataset``; ``taxa`` maps each rank
+    above the target (nearest first) to every class's group: the table gets a column per
+    rank, the confusion matrix is grouped by phylum. The confusion matrix and the errors also
+    go to every TensorBoard logger.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     predictions = probabilities.argmax(1)
     matrix = reports.confusion_matrix(labels, predictions, len(class_names))
-    write_csv(reports.per_class_report(matrix, class_names, phylum), output_dir / REPORT_FILES[0])
+    write_csv(reports.per_class_report(matrix, class_names, taxa), output_dir / REPORT_FILES[0])
+    phylum = dict(taxa.get("phylum", {}))
     figures = {
         "test/confusion_matrix": reports.plot_confusion_matrix(
             matrix, class_names, phylum, output_dir / REPORT_FILES[1]
@@ -65,13 +70,36 @@ def write_test_report(
     curves = reports.plot_learning_curves(
         output_dir / "csv" / "metrics.csv", output_dir / REPORT_FILES[3]
     )
+    add_figures(loggers, figures, step)
+    for figure in [*figures.values(), curves]:
+        if figure is not None:
+            plt.close(figure)
+
+
+def add_figures(loggers: Sequence[Logger], figures: Mapping[str, plt.Figure], step: int) -> None:
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             for tag, figure in figures.items():
                 logger.experiment.add_figure(tag, figure, global_step=step)
-    for figure in [*figures.values(), curves]:
-        if figure is not None:
-            plt.close(figure)
+
+
+def write_reliability_diagram(
+    output_dir: str | Path,
+    uncalibrated: np.ndarray,
+    calibrated: np.ndarray,
+    labels: np.ndarray,
+    loggers: Sequence[Logger] = (),
+    step: int = 0,
+) -> None:
+    """``reliability.png`` (and TensorBoard's ``test/reliability``): the test set's
+    reliability before and after the temperature, 15 bins."""
+    curves = {
+        "before calibration": reliability_bins(uncalibrated, labels),
+        "after calibration": reliability_bins(calibrated, labels),
+    }
+    figure = reports.plot_reliability(curves, Path(output_dir) / RELIABILITY_FILE)
+    add_figures(loggers, {"test/reliability": figure}, step)
+    plt.close(figure)
 
 
 def write_test_results(
@@ -81,11 +109,11 @@ def write_test_results(
     labels: np.ndarray,
     dataset: RareSpeciesDataset,
     class_names: Sequence[str],
-    phylum: Mapping[str, str],
+    taxa: Mapping[str, Mapping[str, str]],
 ) -> None:
     """What a test run leaves without a Lightning trainer (the baselines): ``test_metrics.json``
     and the per-class table and figures of the ``test`` predictions."""
-    write_test_report(output_dir, probabilities, labels, dataset, class_names, phylum)
+    write_test_report(output_dir, probabilities, labels, dataset, class_names, taxa)
     write_json(Path(output_dir) / TEST_METRICS_FILE, dict(metrics))
 
 

@@ -14,6 +14,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from src.data.transforms import UNIT_RANGE
+from src.evaluation.calibration import Calibration
+from src.models.hierarchy import HierarchyLoss
 from src.models.metrics import MONITOR, build_metrics
 from src.models.optim import build_optimizer, build_scheduler, check_optimizer
 from src.runs.checkpoints import CheckpointError, read_checkpoint
@@ -47,6 +49,8 @@ class SpeciesClassifier(pl.LightningModule):
         backbone_lr_mult: float | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        taxonomy: dict[str, list[str]] | None = None,
+        hierarchy_loss_weight: float = 0.0,
     ) -> None:
         super().__init__()
         net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
@@ -58,6 +62,9 @@ class SpeciesClassifier(pl.LightningModule):
         check_optimizer(optimizer)
         if class_weights is not None:
             class_weights = [float(w) for w in class_weights]
+        taxonomy = {
+            rank: list(map(str, groups)) for rank, groups in (_plain(taxonomy) or {}).items()
+        }
         self.save_hyperparameters(
             {
                 "net": net,
@@ -70,6 +77,8 @@ class SpeciesClassifier(pl.LightningModule):
                 "backbone_lr_mult": backbone_lr_mult,
                 "channels_last": channels_last,
                 "compile": compile,
+                "taxonomy": taxonomy,
+                "hierarchy_loss_weight": float(hierarchy_loss_weight),
             }
         )
         self.net: nn.Module = hydra.utils.instantiate({**net, "num_classes": len(class_names)})
@@ -84,6 +93,8 @@ class SpeciesClassifier(pl.LightningModule):
         self._compiled = [torch.compile(self.net)] if compile else []
         weights = torch.tensor(class_weights) if class_weights is not None else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
+        self.hierarchy = HierarchyLoss(taxonomy, class_names, hierarchy_loss_weight)
+        self.calibration: Calibration | None = None  # fitted on val after training
         self.inputs_are_features = False
         self.val_metrics = build_metrics(len(class_names), "val")
         self.test_metrics = build_metrics(len(class_names), "test")
@@ -92,6 +103,11 @@ class SpeciesClassifier(pl.LightningModule):
         """The run's resolved Hydra config travels with the weights (for src.evaluate)."""
         if getattr(self, "run_config", None) is not None:
             checkpoint["run_config"] = self.run_config
+        if self.calibration is not None:
+            checkpoint[CALIBRATION_KEY] = self.calibration.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.calibration = calibration_of(checkpoint)
 
     @property
     def class_names(self) -> list[str]:
@@ -115,7 +131,10 @@ class SpeciesClassifier(pl.LightningModule):
         return (self._compiled[0] if self._compiled else self.net)(x)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(logits.float(), y)
+        loss = self.loss_fn(logits.float(), y)
+        if self.hierarchy.weight:  # skipped at 0: the loss is then exactly the plain one
+            loss = loss + self.hierarchy(logits.float(), y)
+        return loss
 
     # Frozen backbone layers must stay in inference mode whenever training runs. Lightning
     # puts the model in train mode at the start of fit and, after validation, restores the
@@ -167,12 +186,11 @@ class SpeciesClassifier(pl.LightningModule):
         x, y = batch
         logits = self(x)
         self.log("test/loss", self._loss(logits, y), on_epoch=True, sync_dist=True)
-        probabilities = logits.float().softmax(1)
-        self.test_metrics.update(probabilities, y)
-        self._test_outputs.append((probabilities.cpu(), y.cpu()))
+        self.test_metrics.update(logits.float().softmax(1), y)
+        self._test_outputs.append((logits.float().cpu(), y.cpu()))
 
-    def test_predictions(self) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities ``(N, classes)`` and labels ``(N,)`` of the last test, in loader order."""
+    def test_outputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Logits ``(N, classes)`` and labels ``(N,)`` of the last test, in loader order."""
         outputs = getattr(self, "_test_outputs", [])
         if not outputs:
             return np.zeros((0, len(self.class_names))), np.zeros(0, dtype=np.int64)
@@ -185,9 +203,9 @@ class SpeciesClassifier(pl.LightningModule):
         """Under DDP, every process's predictions, so rank 0's reports cover the test set."""
         if self.trainer.world_size <= 1 or not self._test_outputs:
             return
-        probabilities = torch.cat([p for p, _ in self._test_outputs]).to(self.device)
+        logits = torch.cat([p for p, _ in self._test_outputs]).to(self.device)
         labels = torch.cat([y for _, y in self._test_outputs]).to(self.device)
-        gathered_p = self.all_gather(probabilities).reshape(-1, probabilities.shape[1])
+        gathered_p = self.all_gather(logits).reshape(-1, logits.shape[1])
         gathered_y = self.all_gather(labels).reshape(-1)
         self._test_outputs = [(gathered_p.cpu(), gathered_y.cpu())]
 
@@ -221,6 +239,15 @@ class SpeciesClassifier(pl.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+CALIBRATION_KEY = "calibration"  # the checkpoint's entry for the fitted Calibration
+
+
+def calibration_of(checkpoint: dict[str, Any]) -> Calibration | None:
+    """The calibration a checkpoint holds (None for one written before calibration existed)."""
+    values = checkpoint.get(CALIBRATION_KEY)
+    return None if values is None else Calibration.from_dict(values)
 
 
 def _current_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
@@ -263,6 +290,7 @@ def load_classifier(path: str | Path, map_location: str = "cpu") -> SpeciesClass
     model = SpeciesClassifier(**_current_hparams(checkpoint["hyper_parameters"]))
     model.load_state_dict(checkpoint["state_dict"])
     model.run_config = checkpoint.get("run_config")
+    model.calibration = calibration_of(checkpoint)
     model.datamodule_state = next(
         (v for k, v in checkpoint.items() if k.endswith("DataModule")), {}
     )

@@ -18,9 +18,10 @@ METRIC_NAMES = ("acc", "top5_acc", "precision_macro", "recall_macro", "f1_macro"
 # what checkpoints, early stopping, sweeps and summaries follow (``monitor`` in the config)
 MONITOR = "val/f1_macro"
 TEST_KEYS = tuple(f"test/{name}" for name in METRIC_NAMES)  # the target-level test keys
-# what result tables (src.report, sweep summaries) show of test_metrics.json; the taxonomy
-# keys (src.evaluation.taxonomy) are in the file too, but only phylum accuracy makes the table
-TABLE_KEYS = (*TEST_KEYS, PHYLUM_ACC)
+# what result tables (src.report, sweep summaries) show of test_metrics.json: of the taxonomy
+# keys (src.evaluation.taxonomy) phylum accuracy, of the calibration keys
+# (src.evaluation.answers) the calibration error and the prediction sets' coverage and size
+TABLE_KEYS = (*TEST_KEYS, PHYLUM_ACC, "test/ece", "test/set_coverage", "test/set_size")
 
 
 def build_metrics(num_classes: int, prefix: str) -> MetricCollection:
