@@ -13,7 +13,8 @@ files are listed with the reason.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from src.errors import UserFacingError
 from src.evaluation.answers import answers
 from src.evaluation.calibration import Calibration, check_alpha, check_keep, softmax
 from src.models.classifier import SpeciesClassifier, load_classifier
+from src.models.clip import ClipSpec
+from src.models.zeroshot import expand_prompts, score
 from src.runs.cli import register_resolvers, run_cli
 from src.runs.files import write_csv
 
@@ -94,6 +97,7 @@ class Answering:
     target: str = "family"
     alpha: float | None = None
     keep: float | None = None
+    animal_threshold: float = 0.5  # with p_animal: an animal when p(animal) > this
 
 
 @torch.no_grad()
@@ -130,23 +134,29 @@ def predictions_table(
     top_k: int = 5,
     phylum: dict[str, str] | None = None,
     readable: dict[str, str] | None = None,
+    p_animal: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per image: ``status``, the top-k classes and their (calibrated) probabilities,
     the phylum of the top class, its readable name (when ``readable`` is given) and the
     answer (see :mod:`src.evaluation.answers`): ``answer``, ``answer_rank``, ``set``,
-    ``set_size``, ``out_of_scope`` and ``scope_score`` (``set``/``set_size``/``out_of_scope``
-    empty without a calibration), and ``uncertain`` (the answer is not one class)."""
+    ``set_size``, ``scope_score``, ``p_animal`` (CLIP's, when given) and ``out_of_scope``
+    (the scope score below its cut, or p(animal) at most ``answering.animal_threshold``;
+    empty when neither was checked), and ``uncertain`` (the answer is not one class).
+    Without a calibration the answer is the top class and ``set`` is empty."""
     calibration = answering.calibration
     probabilities = softmax(logits) if calibration is None else calibration.probabilities(logits)
     k = min(top_k, len(class_names))
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    checked = calibration is not None or p_animal is not None
+    flags = np.zeros(len(logits), bool)
     if calibration is None:
         sets = np.zeros_like(probabilities, bool)
         sets[np.arange(len(sets)), order[:, 0]] = True
-        flags = np.zeros(len(sets), bool)
     else:
         sets = calibration.prediction_sets(probabilities, answering.alpha)
-        flags = calibration.out_of_scope_flags(logits, answering.keep)
+        flags |= calibration.out_of_scope_flags(logits, answering.keep)
+    if p_animal is not None:
+        flags |= ~(np.asarray(p_animal) > answering.animal_threshold)
     answered = answers(
         probabilities, sets, class_names, answering.taxonomy, answering.target, flags
     )
@@ -161,10 +171,12 @@ def predictions_table(
                 row["top1_name"] = readable.get(row["top1"], "")
             row.update(answered.iloc[i].to_dict())
             if calibration is None:
-                row.update({"set": "", "set_size": None, "out_of_scope": None})
+                row.update({"set": "", "set_size": None})
             else:
-                row["out_of_scope"] = bool(flags[i])
                 row["scope_score"] = round(float(calibration.scope(logits[i : i + 1])[0]), 4)
+            if p_animal is not None:
+                row["p_animal"] = round(float(p_animal[i]), 4)
+            row["out_of_scope"] = bool(flags[i]) if checked else None
             row["uncertain"] = row["answer_rank"] != answering.target
         rows.append(row)
     return pd.DataFrame(rows)
@@ -178,11 +190,14 @@ def predict(
     phylum: dict[str, str] | None = None,
     readable: dict[str, str] | None = None,
     answering: Answering | None = None,
+    animal_filter: Mapping[str, Any] | None = None,
     **reading: Any,
 ) -> pd.DataFrame:
     """The table of :func:`predictions_table` for ``paths``; ``reading`` goes to
     :func:`image_logits` (``batch_size``, ``num_workers``, ``max_pixels``, ``device``), and
-    ``answering`` defaults to the model's own calibration and taxonomy."""
+    ``answering`` defaults to the model's own calibration and taxonomy. ``animal_filter``
+    (``conf/animal_filter/clip.yaml``) also asks a CLIP model whether each image shows an
+    animal."""
     logits, problems = image_logits(model, pipeline, paths, **reading)
     if answering is None:
         state = getattr(model, "datamodule_state", None) or {}
@@ -191,9 +206,47 @@ def predict(
             class_taxonomy_of(model, phylum or {}),
             state.get("target", "family"),
         )
+    p_animal = None
+    if animal_filter:
+        answering = replace(answering, animal_threshold=float(animal_filter["threshold"]))
+        phyla = sorted(set((phylum or {}).values())) or list(model.class_names)
+        p_animal = animal_probabilities(paths, problems, animal_filter, phyla, **reading)
     return predictions_table(
-        paths, logits, problems, model.class_names, answering, top_k, phylum, readable
+        paths, logits, problems, model.class_names, answering, top_k, phylum, readable, p_animal
     )
+
+
+def animal_probabilities(
+    paths: list[Path],
+    problems: list[str],
+    options: Mapping[str, Any],
+    phyla: list[str],
+    **reading: Any,
+) -> np.ndarray:
+    """CLIP's p(animal) of each readable image (NaN for the others), as src.filter scores."""
+    animal = expand_prompts(options["prompts"]["animal"], phyla)
+    spec = ClipSpec(
+        options["model"],
+        options["pretrained"],
+        options["weights"],
+        options["model_config_dir"],
+        weights_key="animal_filter.weights",
+    )
+    readable = [i for i, problem in enumerate(problems) if not problem]
+    probabilities, _ = score(
+        spec,
+        Path("/"),  # the paths are absolute
+        [str(Path(paths[i]).resolve()) for i in readable],
+        animal + list(options["prompts"]["non_animal"]),
+        reading.get("batch_size", 32),
+        reading.get("num_workers", 2),
+        reading.get("max_pixels", DEFAULT_MAX_PIXELS),
+        reading.get("device"),
+        progress=len(readable) >= 100,
+    )
+    p_animal = np.full(len(paths), np.nan)
+    p_animal[readable] = probabilities[:, : len(animal)].sum(1)
+    return p_animal
 
 
 def class_taxonomy_of(model: SpeciesClassifier, phylum: dict[str, str]) -> dict[str, list[str]]:
@@ -246,6 +299,7 @@ def run_predict(cfg: DictConfig) -> pd.DataFrame:
         phylum,
         state.get("names"),
         answering,
+        animal_filter=cfg.get("animal_filter") or None,
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
         max_pixels=cfg.max_image_pixels,
@@ -253,7 +307,8 @@ def run_predict(cfg: DictConfig) -> pd.DataFrame:
     )
     output = Path(cfg.output or Path(cfg.paths.output_dir) / "predictions.csv")
     write_csv(table, output)
-    columns = ("path", "status", "answer", "answer_rank", "set_size", "out_of_scope", "top1", "p1")
+    columns = ("path", "status", "answer", "answer_rank", "set_size", "out_of_scope", "p_animal")
+    columns += ("top1", "p1")
     shown = [c for c in columns if c in table]
     print(table[shown].head(cfg.show).fillna("").to_string(index=False))
     failed = int((table["status"] != "ok").sum())

@@ -97,3 +97,34 @@ def test_a_bad_alpha_is_one_sentence(checkpoint, tiny_source, tmp_path):
     line = one_error_line(result)
     assert "alpha=1.5 is not allowed: use a number between 0 and 1" in line
     assert not (tmp_path / "run" / "predictions.csv").exists()
+
+
+def test_the_clip_animal_check_flags_what_it_doubts(
+    checkpoint, tiny_source, tmp_path, clip_configs
+):
+    """animal_filter=clip: CLIP's p(animal) per image (a random tiny model here: the threshold's
+    two ends decide, whatever its scores)."""
+    images = [tiny_source / p for p in pd.read_csv(tiny_source / "metadata.csv")["file_path"][:3]]
+    listing = tmp_path / "photos.csv"
+    pd.DataFrame({"path": [str(p) for p in images]}).to_csv(listing, index=False)
+    tables = {}
+    for threshold in (0.0, 1.0):
+        result = run_module(
+            tmp_path,
+            "src.predict",
+            f"ckpt_path={checkpoint}",
+            f"inputs={listing}",
+            "num_workers=0",
+            "animal_filter=clip",
+            "animal_filter.model=tiny-clip",
+            "animal_filter.pretrained=null",
+            f"animal_filter.model_config_dir={clip_configs}",
+            f"animal_filter.threshold={threshold}",
+            f"hydra.run.dir={tmp_path / str(threshold)}",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        tables[threshold] = pd.read_csv(tmp_path / str(threshold) / "predictions.csv")
+    kept, doubted = tables[0.0], tables[1.0]
+    assert kept["p_animal"].between(0, 1).all() and doubted["p_animal"].between(0, 1).all()
+    assert not kept["out_of_scope"].any() and (kept["answer"] == kept["top1"]).all()
+    assert doubted["out_of_scope"].all() and (doubted["answer"] == "unknown").all()

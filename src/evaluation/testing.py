@@ -93,57 +93,74 @@ def run_tests(
     also go to the loggers. The per-class table and figures describe ``test``.
     """
     datamodule.setup("test")
-    calibration = model.calibration
     metrics: dict[str, float] = {}
     for name in datamodule.test_sets:
         trainer.test(model, dataloaders=datamodule.test_dataloader(name), ckpt_path=ckpt_path)
         metrics.update(named_metrics(name, trainer.callback_metrics))
         logits, labels = model.test_outputs()
-        probabilities = (
-            softmax(logits) if calibration is None else calibration.probabilities(logits)
-        )
-        extra = taxonomy_metrics(
-            probabilities, labels, model.class_names, datamodule.index, datamodule.target, name
-        )
-        if calibration is not None:
-            extra.update(
-                trust_metrics(
-                    logits,
-                    labels,
-                    calibration,
-                    model.class_names,
-                    datamodule.taxonomy,
-                    datamodule.target,
-                    name,
-                )
-            )
-            extra.update(scope_metrics(datamodule, name, calibration, logits))
+        extra = prediction_metrics(model, datamodule, name, logits, labels)
         metrics.update(extra)
         if trainer.is_global_zero:
             log_metrics(trainer.loggers, extra, trainer.global_step)
         if name == "test" and trainer.is_global_zero:
-            write_test_report(
-                output_dir,
-                probabilities,
-                labels,
-                datamodule.datasets[name],
-                model.class_names,
-                class_taxa(model.class_names, datamodule.taxonomy),
-                trainer.loggers,
-                trainer.global_step,
-            )
-            if calibration is not None:
-                write_reliability_diagram(
-                    output_dir,
-                    softmax(logits),
-                    probabilities,
-                    labels,
-                    trainer.loggers,
-                    trainer.global_step,
-                )
+            write_reports(trainer, model, datamodule, output_dir, logits, labels)
     if trainer.is_global_zero:
         write_json(Path(output_dir) / TEST_METRICS_FILE, metrics)
     return metrics
+
+
+def probabilities_of(model: pl.LightningModule, logits: np.ndarray) -> np.ndarray:
+    """The model's probabilities: calibrated when it has a calibration."""
+    calibration = model.calibration
+    return softmax(logits) if calibration is None else calibration.probabilities(logits)
+
+
+def prediction_metrics(
+    model: pl.LightningModule, datamodule, name: str, logits: np.ndarray, labels: np.ndarray
+) -> dict[str, float]:
+    """What ``test_metrics.json`` adds to Lightning's metrics for the test set ``name``."""
+    scores = taxonomy_metrics(
+        probabilities_of(model, logits),
+        labels,
+        model.class_names,
+        datamodule.index,
+        datamodule.target,
+        name,
+    )
+    calibration = model.calibration
+    if calibration is not None:
+        taxonomy, target = datamodule.taxonomy, datamodule.target
+        scores.update(
+            trust_metrics(logits, labels, calibration, model.class_names, taxonomy, target, name)
+        )
+        scores.update(scope_metrics(datamodule, name, calibration, logits))
+    return scores
+
+
+def write_reports(
+    trainer: pl.Trainer,
+    model: pl.LightningModule,
+    datamodule,
+    output_dir: str | Path,
+    logits: np.ndarray,
+    labels: np.ndarray,
+) -> None:
+    """The per-class table and figures of ``test`` (and the reliability diagram)."""
+    probabilities = probabilities_of(model, logits)
+    loggers, step = trainer.loggers, trainer.global_step
+    write_test_report(
+        output_dir,
+        probabilities,
+        labels,
+        datamodule.datasets["test"],
+        model.class_names,
+        class_taxa(model.class_names, datamodule.taxonomy),
+        loggers,
+        step,
+    )
+    if model.calibration is not None:
+        uncalibrated = softmax(logits)
+        write_reliability_diagram(output_dir, uncalibrated, probabilities, labels, loggers, step)
 
 
 def scope_metrics(
