@@ -7,7 +7,8 @@ scientific and common name when the target is species and the training index had
 (``top1_name``), and the answer the evidence supports: one class, a higher rank when the
 prediction set spans classes of one group ("cnidaria", rank phylum), or "unknown" when it
 spans phyla or the image looks unlike the training data (``out_of_scope``). Unreadable
-files are listed with the reason.
+files are listed with the reason. Beside the CSV, ``predictions.html`` shows every input with
+its thumbnail, answer, top 3 and flags, sortable and filterable (``html=false``: no page).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from src.data.transforms import ImagePipeline
 from src.errors import UserFacingError
 from src.evaluation.answers import answers
 from src.evaluation.calibration import Calibration, check_alpha, check_keep, softmax
+from src.evaluation.page import write_predictions_page
 from src.models.classifier import SpeciesClassifier, load_classifier
 from src.models.clip import ClipSpec
 from src.models.zeroshot import expand_prompts, score
@@ -312,7 +314,16 @@ def run_predict(cfg: DictConfig) -> pd.DataFrame:
     shown = [c for c in columns if c in table]
     print(table[shown].head(cfg.show).fillna("").to_string(index=False))
     failed = int((table["status"] != "ok").sum())
-    print(f"\n{len(table)} images, {failed} unreadable; wrote {output}")
+    written = str(output)
+    if cfg.html:
+        page = write_predictions_page(
+            table,
+            output.with_suffix(".html"),
+            cfg.max_image_pixels,
+            f"Predictions of {cfg.ckpt_path}",
+        )
+        written += f" and {page}"
+    print(f"\n{len(table)} images, {failed} unreadable; wrote {written}")
     return table
 
 

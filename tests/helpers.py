@@ -93,6 +93,15 @@ def exported(tmp_path: Path, checkpoint: Path, fmt: str = "torchscript") -> tupl
     return model_file, contract
 
 
+def embedded_rows(page: Path) -> list[dict]:
+    """The rows ``predictions.html`` carries (the JSON its script draws the table from)."""
+    import re
+
+    text = page.read_text()
+    data = re.search(r'<script type="application/json" id="data">(.*?)</script>', text, re.S)
+    return json.loads(data.group(1))
+
+
 def offline_error(code: str) -> str:
     """The stderr of Python ``code`` run in a fresh process with the Hugging Face hub off;
     the process must fail."""

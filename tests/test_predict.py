@@ -6,7 +6,7 @@ import pandas as pd
 from PIL import Image
 
 from src.models.classifier import load_classifier
-from tests.helpers import one_error_line, run_module
+from tests.helpers import embedded_rows, one_error_line, run_module
 
 
 def photos(tiny_source: Path, folder: Path) -> Path:
@@ -46,6 +46,8 @@ def test_predict_a_folder_and_a_csv(checkpoint, tiny_source, tmp_path):
     assert len(ok) == 5 and {"top1", "p1", "top3", "p3", "phylum", "uncertain"} <= set(table)
     assert (ok["p1"] >= ok["p2"]).all() and (ok["p2"] >= ok["p3"]).all()
     assert "5 images" not in result.stdout and "8 images, 3 unreadable" in result.stdout
+    page = embedded_rows(tmp_path / "p.html")  # beside the CSV: every input, with its status
+    assert [(r["path"], r["status"]) for r in page] == list(zip(table["path"], table["status"]))
     names = load_classifier(checkpoint).class_names
     assert set(ok["top1"]) <= set(names)
     listing = tmp_path / "list.csv"
