@@ -14,15 +14,19 @@ from pathlib import Path
 import hydra
 import optuna
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.utilities import rank_zero_only
 
 from src.data.features import with_feature_cache
+from src.errors import UserFacingError
 from src.evaluation.testing import calibrate, run_tests
+from src.models.metrics import TABLE_KEYS
 from src.runs.cli import register_resolvers, run_cli
 from src.runs.files import write_json
+from src.runs.loggers import finish_runs, log_run_summary, run_overrides
 from src.runs.provenance import RUN_INFO_FILE, run_info
 from src.runs.resume import fit, resume_path
 from src.sweeps.pruning import OptunaPruning, load_trial
@@ -33,10 +37,25 @@ register_resolvers()
 
 
 def instantiate_all(group: DictConfig | None) -> list:
-    """Every ``_target_`` entry of a config group (callbacks, loggers), skipping nulls."""
+    """Every ``_target_`` entry of a config group (callbacks, loggers), skipping nulls; one
+    sentence when an entry needs a package that is not installed (mlflow, wandb)."""
     if not group:
         return []
-    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+    built = []
+    for entry in group.values():
+        if not entry or "_target_" not in entry:
+            continue
+        try:
+            built.append(instantiate(entry))
+        except InstantiationException as err:
+            if not isinstance(err.__cause__, ModuleNotFoundError):
+                raise
+            raise UserFacingError(
+                f"{entry._target_} needs a package that is not installed "
+                f"({str(err.__cause__).strip()}): pip install -e '.[trackers]' installs the "
+                "experiment trackers (mlflow, wandb)."
+            ) from err
+    return built
 
 
 def build(
@@ -80,6 +99,20 @@ def train(cfg: DictConfig) -> float | None:
         write_json(Path(cfg.paths.output_dir) / RUN_INFO_FILE, run_info())
     pruning = optuna_pruning(cfg)
     datamodule, model, trainer = build(cfg, [pruning] if pruning else [])
+    try:
+        return fit_calibrate_test(cfg, trainer, model, datamodule, ckpt_path, pruning)
+    finally:  # the next job of a sweep, in this process, must start runs of its own
+        finish_runs(trainer.loggers)
+
+
+def fit_calibrate_test(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    ckpt_path: str | None,
+    pruning: OptunaPruning | None,
+) -> float | None:
     if datamodule.feature_cache:
         datamodule = with_feature_cache(model, datamodule)
     fit(cfg, trainer, model, datamodule, ckpt_path)
@@ -95,8 +128,11 @@ def train(cfg: DictConfig) -> float | None:
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
     if cfg.get("calibration"):
         calibrate(trainer, model, datamodule, instantiate(cfg.calibration), best or None)
+    final = {} if score is None else {f"best/{cfg.monitor}": score}
     if cfg.get("test", True):
-        run_tests(trainer, model, datamodule, cfg.paths.output_dir, best or None)
+        tested = run_tests(trainer, model, datamodule, cfg.paths.output_dir, best or None)
+        final.update({key: tested[key] for key in TABLE_KEYS if key in tested})
+    log_run_summary(trainer.loggers, run_overrides(cfg), final)
     log.info("Best %s: %s (%s)", cfg.monitor, score, best)
     return score
 

@@ -4,6 +4,7 @@ one line instead of a traceback."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,10 +19,16 @@ from src.runs.precision import auto_precision
 log = logging.getLogger(__name__)
 
 
+def no_env(name: str) -> bool:
+    """``${no_env:WANDB_API_KEY}``: true when the variable is unset or empty."""
+    return not os.environ.get(name)
+
+
 def register_resolvers() -> None:
     for name, function in (
         ("auto_precision", auto_precision),
         ("synthetic_dir", synthetic_dir_name),
+        ("no_env", no_env),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

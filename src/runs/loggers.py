@@ -1,4 +1,5 @@
-"""A CSV logger that keeps a run's history when the run is resumed.
+"""What the loggers record beyond Lightning's own: a CSV logger that keeps a run's history
+when the run is resumed, and each run's hyper-parameters beside its final metrics.
 
 Lightning's CSVLogger deletes ``metrics.csv`` when it finds one, so a run resumed in its own
 folder (``ckpt_path=last``) loses every row logged before the interruption. This one keeps
@@ -15,9 +16,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.loggers import CSVLogger
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
+from pytorch_lightning.utilities import rank_zero_only
 
 from src.runs.files import write_with
 
@@ -95,3 +99,41 @@ class HistoryCSVLogger(CSVLogger):
     def after_save_checkpoint(self, checkpoint_callback) -> None:
         """Flush with every checkpoint, so the file holds what the checkpoint has seen."""
         self.save()
+
+
+def run_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """What this run sets on the command line (what a grid or study varies), plus its seed:
+    the hyper-parameters that tell a sweep's runs apart. Hydra's own keys are left out."""
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # composed without @hydra.main (tests, notebooks)
+        overrides = []
+    params: dict[str, Any] = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if key and not key.startswith("hydra.") and not key.startswith("hydra/"):
+            params[key] = _number(value) if _number(value) is not None else value
+    params["seed"] = cfg.get("seed")
+    return params
+
+
+@rank_zero_only
+def log_run_summary(loggers: list[Logger], params: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """The run's hyper-parameters beside its final metrics, once, at its end: TensorBoard's
+    HParams tab and MLflow's run comparison then show a sweep's runs side by side."""
+    finite = {key: float(value) for key, value in metrics.items() if _number(value) is not None}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, finite)
+        else:
+            logger.log_hyperparams(params)
+
+
+def finish_runs(loggers: list[Logger]) -> None:
+    """End the W&B run a logger opened: Lightning leaves it open, and the next job of a sweep
+    in the same process would otherwise log into it."""
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        wandb.finish()  # a no-op when no run is open
