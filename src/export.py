@@ -80,6 +80,8 @@ def calibration_contract(calibration: Calibration | None) -> dict[str, Any]:
 def contract(model: SpeciesClassifier, state: dict[str, Any]) -> dict[str, Any]:
     return {
         "input": "float32 (N, 3, S, S), RGB, resized to S x S, /255, then (x - mean) / std",
+        # what the training pipeline does (OpenCV); PIL's resize antialiases and differs
+        "resize": "cv2.resize to (S, S) with the interpolation below, no antialiasing",
         "image_size": int(state.get("image_size", 224)),
         "preprocess": state.get("preprocess", "original"),
         **{key: model.data_config[key] for key in ("mean", "std", "interpolation")},

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from src.data.images import DEFAULT_MAX_PIXELS, BadImageError, load_rgb
 from src.data.schema import phylum_of, read_reference_index
 from src.data.transforms import ImagePipeline
-from src.errors import UserFacingError
+from src.errors import UserFacingError, check_whole_number
 from src.evaluation.answers import answers
 from src.evaluation.calibration import Calibration, check_alpha, check_keep, softmax
 from src.evaluation.page import write_predictions_page
@@ -168,7 +168,7 @@ def predictions_table(
         if not problem:
             for rank, c in enumerate(order[i], 1):
                 row[f"top{rank}"], row[f"p{rank}"] = class_names[c], round(probabilities[i, c], 4)
-            row["phylum"] = (phylum or {}).get(row["top1"], "")
+            row["top1_phylum"] = (phylum or {}).get(row["top1"], "")
             if readable:
                 row["top1_name"] = readable.get(row["top1"], "")
             row.update(answered.iloc[i].to_dict())
@@ -272,6 +272,8 @@ def class_phylum(model: SpeciesClassifier, state: dict[str, Any]) -> dict[str, s
 
 
 def run_predict(cfg: DictConfig) -> pd.DataFrame:
+    for key, least in (("top_k", 1), ("batch_size", 1), ("num_workers", 0), ("show", 0)):
+        check_whole_number(key, cfg[key], least)
     model = load_classifier(cfg.ckpt_path)
     state = model.datamodule_state
     phylum = class_phylum(model, state)
@@ -312,7 +314,10 @@ def run_predict(cfg: DictConfig) -> pd.DataFrame:
     columns = ("path", "status", "answer", "answer_rank", "set_size", "out_of_scope", "p_animal")
     columns += ("top1", "p1")
     shown = [c for c in columns if c in table]
-    print(table[shown].head(cfg.show).fillna("").to_string(index=False))
+    if cfg.show:
+        print(table[shown].head(cfg.show).fillna("").to_string(index=False))
+    if len(table) > cfg.show:
+        print(f"(the first {cfg.show} of {len(table)} rows are shown; show=N shows more)")
     failed = int((table["status"] != "ok").sum())
     written = str(output)
     if cfg.html:

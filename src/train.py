@@ -22,6 +22,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from src.data.features import with_feature_cache
 from src.errors import UserFacingError
+from src.evaluation.calibration import Calibrator
 from src.evaluation.testing import calibrate, run_tests
 from src.models.metrics import TABLE_KEYS
 from src.runs.cli import register_resolvers, run_cli
@@ -98,9 +99,11 @@ def train(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         write_json(Path(cfg.paths.output_dir) / RUN_INFO_FILE, run_info())
     pruning = optuna_pruning(cfg)
+    # built before fitting, so that a bad calibration setting stops the run at once
+    calibrator = instantiate(cfg.calibration) if cfg.get("calibration") else None
     datamodule, model, trainer = build(cfg, [pruning] if pruning else [])
     try:
-        return fit_calibrate_test(cfg, trainer, model, datamodule, ckpt_path, pruning)
+        return fit_calibrate_test(cfg, trainer, model, datamodule, ckpt_path, pruning, calibrator)
     finally:  # the next job of a sweep, in this process, must start runs of its own
         finish_runs(trainer.loggers)
 
@@ -112,6 +115,7 @@ def fit_calibrate_test(
     datamodule: pl.LightningDataModule,
     ckpt_path: str | None,
     pruning: OptunaPruning | None,
+    calibrator: Calibrator | None,
 ) -> float | None:
     if datamodule.feature_cache:
         datamodule = with_feature_cache(model, datamodule)
@@ -126,8 +130,8 @@ def fit_calibrate_test(
     write_fit_summary(cfg, trainer, score, best)
     if pruning is not None and pruning.pruned:
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
-    if cfg.get("calibration"):
-        calibrate(trainer, model, datamodule, instantiate(cfg.calibration), best or None)
+    if calibrator is not None:
+        calibrate(trainer, model, datamodule, calibrator, best or None)
     final = {} if score is None else {f"best/{cfg.monitor}": score}
     if cfg.get("test", True):
         tested = run_tests(trainer, model, datamodule, cfg.paths.output_dir, best or None)

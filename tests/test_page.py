@@ -31,7 +31,7 @@ def predictions(folder: Path) -> pd.DataFrame:
     columns = ["path", "status", "answer", "answer_rank", "top1", "p1", "top2", "p2", "set_size"]
     table = pd.DataFrame([r[:-1] for r in rows], columns=columns)
     table["path"] = [str(folder / r[0]) for r in rows]
-    table["phylum"] = ["arthropoda", "cnidaria", "arthropoda", None]
+    table["top1_phylum"] = ["arthropoda", "cnidaria", "arthropoda", None]
     table["out_of_scope"] = [r[-1] for r in rows]
     table["uncertain"] = [False, True, True, None]
     return table

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from PIL import Image
 
 from src.models.classifier import load_classifier
@@ -43,7 +44,7 @@ def test_predict_a_folder_and_a_csv(checkpoint, tiny_source, tmp_path):
     assert status["corrupt.jpg"] in ("truncated", "not_an_image")
     assert status["notes.jpg"] == "not_an_image" and status["huge.png"] == "too_large"
     ok = table[table["status"] == "ok"]
-    assert len(ok) == 5 and {"top1", "p1", "top3", "p3", "phylum", "uncertain"} <= set(table)
+    assert len(ok) == 5 and {"top1", "p1", "top3", "p3", "top1_phylum", "uncertain"} <= set(table)
     assert (ok["p1"] >= ok["p2"]).all() and (ok["p2"] >= ok["p3"]).all()
     assert "5 images" not in result.stdout and "8 images, 3 unreadable" in result.stdout
     page = embedded_rows(tmp_path / "p.html")  # beside the CSV: every input, with its status
@@ -82,7 +83,7 @@ def test_any_target_names_the_phylum_and_the_species(tiny_source):
     reading = {"batch_size": 4, "num_workers": 0, "device": "cpu"}
     table = predict(model, pipeline, paths, 2, species["phylum"], readable, **reading)
     assert list(table["top1_name"]) == [readable[c] for c in table["top1"]]
-    assert list(table["phylum"]) == [species["phylum"][c] for c in table["top1"]]
+    assert list(table["top1_phylum"]) == [species["phylum"][c] for c in table["top1"]]
     assert "top1_name" not in predict(model, pipeline, paths[:1], 2, **reading)
 
 
@@ -130,3 +131,12 @@ def test_the_clip_animal_check_flags_what_it_doubts(
     assert kept["p_animal"].between(0, 1).all() and doubted["p_animal"].between(0, 1).all()
     assert not kept["out_of_scope"].any() and (kept["answer"] == kept["top1"]).all()
     assert doubted["out_of_scope"].all() and (doubted["answer"] == "unknown").all()
+
+
+@pytest.mark.parametrize("override", ["top_k=0", "top_k=abc", "batch_size=0", "show=-1"])
+def test_bad_reading_settings_are_one_sentence(checkpoint, tiny_source, tmp_path, override):
+    image = next(tiny_source.rglob("*.jpg"))
+    result = run_module(
+        tmp_path, "src.predict", f"ckpt_path={checkpoint}", f"inputs={image}", override
+    )
+    assert f"{override.replace('abc', repr('abc'))} is not allowed" in one_error_line(result)

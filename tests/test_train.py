@@ -95,6 +95,12 @@ def test_calibration_none_leaves_the_checkpoint_uncalibrated(tmp_path):
     assert not (tmp_path / "run" / "reliability.png").exists()
 
 
+def test_a_bad_calibration_setting_stops_before_training(tmp_path):
+    result = run_train(tmp_path, *TINY, "calibration.alpha=2", f"hydra.run.dir={tmp_path / 'run'}")
+    assert "calibration.alpha=2 is not allowed" in one_error_line(result)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing was trained for nothing
+
+
 def test_bad_root_is_one_clear_line(tmp_path):
     result = run_train(
         tmp_path,

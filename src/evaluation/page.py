@@ -66,7 +66,7 @@ def page_rows(table: pd.DataFrame, thumbnails: Sequence[str]) -> list[dict]:
                 "rank": _value(row, "answer_rank") or "",
                 "top": top,
                 "p1": _value(row, "p1"),
-                "phylum": _value(row, "phylum") or "",
+                "phylum": _value(row, "top1_phylum") or "",
                 "set_size": _value(row, "set_size"),
                 "uncertain": bool(_value(row, "uncertain")),
                 "out_of_scope": bool(_value(row, "out_of_scope")),
