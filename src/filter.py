@@ -15,10 +15,9 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from src.data.schema import COLUMNS
+from src.data.schema import COLUMNS, FILTERED_INDEX
 from src.models.clip import ClipSpec
 from src.models.zeroshot import (
-    FILTERED_INDEX,
     SCORES_FILE,
     cache_key,
     cached_scores,

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from src.errors import UserFacingError
+from src.evaluation.original import original_table, with_original
 from src.evaluation.published import SOURCE, published_table
 from src.evaluation.results import PUBLISHED_COLUMN, folder_rows, results_table, sweep_rows
 from src.models.metrics import MONITOR
@@ -40,9 +41,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--published", action="store_true", help="also print BioCLIP's published numbers"
     )
+    parser.add_argument(
+        "--original",
+        action="store_true",
+        help="put the original project's numbers beside the runs of experiment=original/<row> "
+        "(theirs, ours minus theirs) and print its table",
+    )
     args = parser.parse_args(argv)
-    if not args.folders and not args.published:
-        parser.exit(1, "error: give at least one run or sweep folder (or --published).\n")
+    if not args.folders and not args.published and not args.original:
+        parser.exit(
+            1, "error: give at least one run or sweep folder (or --published, --original).\n"
+        )
     for folder in args.folders:
         if not folder.is_dir():
             parser.exit(1, f"error: {folder} is not a folder.\n")
@@ -55,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 rows += folder_rows(folder)
         table = results_table(rows)
+        if args.original:
+            table = results_table(with_original(table).to_dict("records"))
         if args.out:
             write_csv(table, args.out / RESULTS_CSV)
             write_text(args.out / RESULTS_MD, to_markdown(table))
@@ -67,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n{PUBLISHED_COLUMN}: {SOURCE}; shown for species-level runs only.")
     if args.published:
         print("\n" + published_table(), end="")
+    if args.original:
+        print("\n" + original_table(), end="")
     if args.folders:
         print(f"\n{len(table)} runs" + (f"; wrote {', '.join(wrote)}" if wrote else ""))
 

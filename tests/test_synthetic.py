@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from src.data.schema import COLUMNS, read_index, read_reference_index
+from src.data.schema import COLUMNS, FILTERED_INDEX, read_index, read_reference_index
 from src.data.split import min_class_size, stratified_split
 from src.data.synthetic import (
     DONE_FILE,
@@ -61,6 +61,10 @@ def test_outliers_are_about_fifteen_percent_and_recorded(tmp_path):
     share = (truth["kind"] != "animal").mean()
     assert 0.11 < share < 0.19
     assert set(truth["kind"]) == {"animal", "text", "blank", "map"}
+    # the oracle "only animals" index: exactly the animal rows, in the normal format
+    kept = pd.read_csv(root / FILTERED_INDEX)
+    assert tuple(kept.columns) == COLUMNS
+    assert set(kept["file_path"]) == set(truth.loc[truth["kind"] == "animal", "file_path"])
 
 
 def test_deterministic_given_a_seed_whatever_the_workers(tmp_path):

@@ -28,6 +28,7 @@ COLUMNS: tuple[str, ...] = (
     "file_path",
 )
 METADATA_FILE = "metadata.csv"
+FILTERED_INDEX = "metadata_onlyanimals.csv"  # the rows the "only animals" filter keeps
 # the taxonomic ranks, highest first: data.target is one of those the index has
 RANKS: tuple[str, ...] = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 SPECIES_ID = "eol_page_id"  # identifies the species when the index has no species column

@@ -32,7 +32,14 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from src.data.schema import COLUMNS, METADATA_FILE, RANKS, SPECIES_ID, read_reference_index
+from src.data.schema import (
+    COLUMNS,
+    FILTERED_INDEX,
+    METADATA_FILE,
+    RANKS,
+    SPECIES_ID,
+    read_reference_index,
+)
 from src.errors import UserFacingError, check_choice
 from src.runs.files import write_csv
 
@@ -228,6 +235,14 @@ def _species_pattern(pattern: int, wave, frequency: float, angle: float, x, y, c
     return np.sin(2 * math.pi * frequency * radius)
 
 
+def write_oracle_index(root: Path, rows: pd.DataFrame) -> None:
+    """``metadata_onlyanimals.csv``: the animal rows, what a perfect "only animals" filter
+    would keep, so ``data=onlyanimals`` runs offline on synthetic data (``python -m
+    src.filter`` replaces it with CLIP's decision)."""
+    animal = ~outlier_flags(root, rows)
+    write_csv(rows[animal], Path(root) / FILTERED_INDEX)
+
+
 def outlier_flags(root: str | Path, rows: pd.DataFrame) -> np.ndarray | None:
     """Whether each of ``rows`` is a non-animal image, as ``root``'s ``synthetic_truth.csv``
     says; None when ``root`` has no such file (real data) or it misses some of the rows."""
@@ -338,6 +353,7 @@ def write_synthetic(
         )
     # whole files even when ``out`` is not a staging folder (python -m src.data.synthetic)
     write_csv(pd.DataFrame({"file_path": rows["file_path"], "kind": kinds}), out / TRUTH_FILE)
+    write_oracle_index(out, rows[list(COLUMNS)])
     write_csv(rows[list(COLUMNS)], out / METADATA_FILE)  # last: it marks the set as usable
     return out
 
@@ -371,6 +387,8 @@ def ensure_synthetic(
                 f"{root} holds a synthetic data set made with other settings "
                 f"({done.read_text().strip()}); delete it or choose another data.root."
             )
+        if not (root / FILTERED_INDEX).is_file():  # a set written before it had one
+            write_oracle_index(root, pd.read_csv(root / METADATA_FILE))
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = root.parent / f".{root.name}.tmp-{os.getpid()}"

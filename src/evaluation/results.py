@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from src.evaluation.original import ROW_COLUMN
 from src.evaluation.published import published_accuracy
 from src.models.metrics import TABLE_KEYS
 from src.runs.files import read_json
@@ -127,6 +128,7 @@ def describe(folder: Path) -> dict[str, Any]:
         if task == "evaluate" and config.get("ckpt_path"):
             row["model"] = f"checkpoint {config['ckpt_path']}"
         row["target"] = (config.get("data") or {}).get("target", "")
+        row[ROW_COLUMN] = config.get(ROW_COLUMN) or ""
     row["data"] = data_label(config.get("data"), (info or {}).get("image_size"))
     row["where"] = where_measured(read_json(home / RUN_INFO_FILE, {}, expect=dict))
     return row
@@ -143,7 +145,9 @@ def metrics_row(folder: Path) -> dict[str, Any]:
 
 
 def order_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    first = ["method", "model", "target", "data", "test/acc", "test/acc_std", PUBLISHED_COLUMN]
+    first = ["method", "model", "target", "data", "original", "test/acc", "test/acc_std"]
+    first += [PUBLISHED_COLUMN, "test/acc (original)", "test/acc - original"]
+    first += ["test/f1_macro", "test/f1_macro (original)", "test/f1_macro - original"]
     last = ["where", "status", "overrides", "error", "run"]
     columns = [c for c in first if c in frame] + [
         c for c in frame if c not in first and c not in last

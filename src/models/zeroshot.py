@@ -26,7 +26,6 @@ from src.runs.files import write_csv, write_with
 
 log = logging.getLogger(__name__)
 SCORES_FILE = "clip_scores.csv"
-FILTERED_INDEX = "metadata_onlyanimals.csv"
 CACHE_DIR = ".clip_cache"
 
 
