@@ -29,7 +29,9 @@ def training_split_dir(cfg: DictConfig, run_config: dict) -> str:
     """The split the checkpoint was trained on: next to its run folder, or as configured."""
     if cfg.get("split_dir"):
         return str(cfg.split_dir)
-    beside = Path(cfg.ckpt_path).resolve().parent.parent / "split"
+    source = Path(cfg.ckpt_path).resolve()
+    # a model folder (python -m src.export format=hf) carries its split
+    beside = source / "split" if source.is_dir() else source.parent.parent / "split"
     if beside.is_dir():
         return str(beside)
     recorded = run_config.get("data", {}).get("split_dir") or str(

@@ -1,4 +1,8 @@
-"""Export a trained model: ``python -m src.export ckpt_path=best.ckpt format=onnx|torchscript``.
+"""Export a trained model: ``python -m src.export ckpt_path=best.ckpt format=onnx|torchscript|hf``.
+
+``format=hf`` writes a folder to share on a model hub (:mod:`src.models.model_folder`:
+weights as safetensors, ``config.json``, a model card, the split), which predict, evaluate
+and export take in place of a checkpoint.
 
 Writes the model file and, beside it, ``<name>.preprocessing.json``: the contract a
 deployment must follow (image size, resize interpolation, pre-processing variant, mean,
@@ -22,13 +26,22 @@ from torch import nn
 
 from src.errors import UserFacingError, check_choice
 from src.evaluation.calibration import Calibration
+from src.evaluation.model_card import model_card
 from src.models.classifier import SpeciesClassifier, load_classifier
+from src.models.model_folder import (
+    CARD_FILE,
+    CONFIG_FILE,
+    DATAMODULE_KEY,
+    SPLIT_DIR,
+    WEIGHTS_FILE,
+    write_model_folder,
+)
 from src.runs.cli import register_resolvers, run_cli
 from src.runs.files import write_text, write_with
 
 log = logging.getLogger(__name__)
 register_resolvers()
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "hf")
 
 
 class TemperatureScaled(nn.Module):
@@ -122,10 +135,35 @@ def export(model: SpeciesClassifier, image_size: int, path: Path, fmt: str) -> P
     )
 
 
+def export_folder(model: SpeciesClassifier, ckpt_path: str | Path, folder: Path) -> Path:
+    """``format=hf``: the model folder (weights, config, model card, split) to share."""
+    source = Path(ckpt_path)
+    run_dir = None if source.is_dir() else source.resolve().parent.parent
+    state = model.datamodule_state
+    calibration = None if model.calibration is None else model.calibration.to_dict()
+    hparams = dict(model.hparams)
+    card = model_card(hparams, state, calibration, model.run_config, run_dir)
+    checkpoint = {
+        "hyper_parameters": hparams,
+        "state_dict": model.state_dict(),
+        DATAMODULE_KEY: state,
+        "calibration": calibration,
+        "run_config": model.run_config,
+    }
+    split = source / SPLIT_DIR if run_dir is None else run_dir / "split"
+    return write_model_folder(folder, checkpoint, contract(model, state), card, split)
+
+
 def run_export(cfg: DictConfig) -> Path:
     model = load_classifier(cfg.ckpt_path)
     state = model.datamodule_state
-    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[check_choice("format", cfg.format, FORMATS)]
+    if check_choice("format", cfg.format, FORMATS) == "hf":
+        folder = export_folder(
+            model, cfg.ckpt_path, Path(cfg.output or Path(cfg.paths.output_dir) / "model")
+        )
+        print(f"Wrote {folder} ({WEIGHTS_FILE}, {CONFIG_FILE}, {CARD_FILE}, {SPLIT_DIR}/)")
+        return folder
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[cfg.format]
     path = Path(cfg.output or Path(cfg.paths.output_dir) / f"model{suffix}")
     export(model, int(state.get("image_size", 224)), path, cfg.format)
     side = path.with_suffix(".preprocessing.json")

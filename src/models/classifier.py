@@ -17,6 +17,7 @@ from src.data.transforms import UNIT_RANGE
 from src.evaluation.calibration import Calibration
 from src.models.hierarchy import HierarchyLoss
 from src.models.metrics import MONITOR, build_metrics
+from src.models.model_folder import read_model_folder
 from src.models.optim import build_optimizer, build_scheduler, check_optimizer
 from src.runs.checkpoints import CheckpointError, read_checkpoint
 
@@ -275,19 +276,39 @@ def _current_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     return {**hparams, "net": net}
 
 
+NETWORK_PACKAGE = "src.models."  # the only networks a checkpoint or model folder may build
+
+
+def check_network_target(path: str | Path, net: dict[str, Any]) -> None:
+    """A checkpoint names the class its network is built from; only this package's networks
+    are built, so a shared file cannot make loading run code of its choosing."""
+    target = str(net.get("_target_", ""))
+    if not target.startswith(NETWORK_PACKAGE):
+        raise CheckpointError(
+            f"{path} asks to build its network with {target!r}, which is not one of this "
+            f"project's networks ({NETWORK_PACKAGE}...); it was refused for safety."
+        )
+
+
 def load_classifier(path: str | Path, map_location: str = "cpu") -> SpeciesClassifier:
-    """Rebuild a trained classifier from its checkpoint alone, without downloading weights.
+    """Rebuild a trained classifier from its checkpoint (or a folder written by ``python -m
+    src.export format=hf``) alone, without downloading weights.
 
     Also attaches what the checkpoint says about the data: ``run_config`` (the training
     run's resolved config) and ``datamodule_state`` (image size, variant, class phyla).
     """
-    checkpoint = read_checkpoint(path, map_location)
+    if Path(path).is_dir():  # python -m src.export format=hf
+        checkpoint = read_model_folder(path)
+    else:
+        checkpoint = read_checkpoint(path, map_location)
     if "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
         raise CheckpointError(
             f"{path} is not a checkpoint of this project's classifier (no hyper_parameters "
             "or state_dict); pass a .ckpt file written by python -m src.train."
         )
-    model = SpeciesClassifier(**_current_hparams(checkpoint["hyper_parameters"]))
+    hparams = _current_hparams(checkpoint["hyper_parameters"])
+    check_network_target(path, hparams["net"])
+    model = SpeciesClassifier(**hparams)
     model.load_state_dict(checkpoint["state_dict"])
     model.run_config = checkpoint.get("run_config")
     model.calibration = calibration_of(checkpoint)
