@@ -181,7 +181,10 @@ def predictions_table(
             row["out_of_scope"] = bool(flags[i]) if checked else None
             row["uncertain"] = row["answer_rank"] != answering.target
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if "set_size" in table:  # whole numbers, empty for unreadable files
+        table["set_size"] = table["set_size"].astype("Int64")
+    return table
 
 
 def predict(
@@ -315,7 +318,7 @@ def run_predict(cfg: DictConfig) -> pd.DataFrame:
     columns += ("top1", "p1")
     shown = [c for c in columns if c in table]
     if cfg.show:
-        print(table[shown].head(cfg.show).fillna("").to_string(index=False))
+        print(table[shown].head(cfg.show).astype(object).fillna("").to_string(index=False))
     if len(table) > cfg.show:
         print(f"(the first {cfg.show} of {len(table)} rows are shown; show=N shows more)")
     failed = int((table["status"] != "ok").sum())

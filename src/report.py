@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> None:
         help="sweep folders (outputs/train/multirun/<date>_<time>) or run folders "
         "(outputs/train/runs/..., outputs/baselines/<method>/runs/...)",
     )
-    parser.add_argument("--monitor", default=MONITOR, help="metric the sweeps' runs optimised")
+    parser.add_argument(
+        "--monitor",
+        default=None,
+        help=f"metric the sweeps' runs optimised, for runs that did not record it ({MONITOR})",
+    )
     parser.add_argument("--out", type=Path, help="also write results.csv and results.md here")
     parser.add_argument(
         "--published", action="store_true", help="also print BioCLIP's published numbers"

@@ -107,6 +107,8 @@ def test_a_grid_is_compared_side_by_side_in_mlflow_tensorboard_and_wandb(tmp_pat
         assert run.info.status == "FINISHED"
         assert run.data.metrics["test/acc"] == pytest.approx(tested["test/acc"])
         assert run.data.metrics["test/ece"] == pytest.approx(tested["test/ece"])
+        assert "best/val/f1_macro" in run.data.metrics
+        assert run.data.tags["run_dir"] == str(folder) and run.info.run_name.endswith(f"/{number}")
         params, metrics = hparams_of(folder)
         assert params["model.optimizer.lr"] == pytest.approx(lr) and params["seed"] == 42
         assert {"test/acc", "test/f1_macro", "best/val/f1_macro"} <= set(metrics)

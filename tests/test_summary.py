@@ -1,6 +1,7 @@
 """The sweep summary (summary.csv, summary.md) of a grid with ``-m``, and ``src.report``
 built on it: every run with its error, and empty or broken json files survived."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -90,3 +91,21 @@ def test_summary_survives_empty_and_broken_json_files(tmp_path):
     RunStatusCallback().on_job_end(config, done)
     status = yaml.safe_load((run_dir / "run_status.json").read_text())
     assert status["status"] == "completed" and status["score"] == 0.25
+
+
+def test_a_loss_monitor_is_summarised_lowest_first_under_its_own_name(tmp_path):
+    """The original's presets follow val/loss (mode min): the summary says so and puts the
+    lowest loss first, whatever monitor src.report is given by default."""
+    from src.sweeps.summary import summarize
+
+    sweep = tmp_path / "sweep"
+    for name, loss in (("0", 2.2), ("1", 1.2), ("2", 1.8)):
+        status = {"status": "completed", "score": loss, "monitor": "val/loss"}
+        status["monitor_mode"] = "min"
+        fake_run(sweep, name, f"seed={name}", {"run_status.json": json.dumps(status)})
+    frame = summarize(sweep)
+    assert list(frame["best val/loss"]) == [1.2, 1.8, 2.2]
+    assert "best val/f1_macro" not in frame
+    report = run_module(tmp_path, "src.report", str(sweep), timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert list(pd.read_csv(sweep / "summary.csv")["best val/loss"]) == [1.2, 1.8, 2.2]

@@ -25,6 +25,7 @@ CARD_METRICS = (
     ("test/set_coverage", "prediction-set coverage"),
     ("test/set_size", "mean prediction-set size"),
     ("test/answer_acc", "answers that name the true class or its group"),
+    ("test/answered_unknown", "share of test images answered `unknown`"),
 )
 REAL_DATA_LICENCE = (
     "Trained on the Rare Species data set (Imageomics Institute, DOI 10.57967/hf/1981): the "
@@ -59,7 +60,7 @@ def front_matter(target: str, synthetic: bool) -> str:
     return "\n".join([*lines, "---", ""])
 
 
-def metrics_table(metrics: Mapping[str, float], where: str) -> str:
+def metrics_table(metrics: Mapping[str, float], where: str, classes: int, tested: int) -> str:
     rows = [
         f"| {label} | {metrics[key]:.4f} |"
         for key, label in CARD_METRICS
@@ -67,10 +68,28 @@ def metrics_table(metrics: Mapping[str, float], where: str) -> str:
     ]
     if not rows:
         return "No test metrics were found beside the checkpoint.\n"
+    chance = f"{1 / classes:.4f}" if classes else "?"
+    sample = f"{tested:,} test images" if tested else "the test split"
     return (
-        f"Measured on the test split ({where}):\n\n| metric | value |\n|---|---|\n"
-        + "\n".join(rows)
-        + "\n"
+        f"Measured on {sample} ({where}); guessing would score a top-1 accuracy of "
+        f"{chance}. With few test images these numbers are rough.\n\n"
+        "| metric | value |\n|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
+def provenance(info: Mapping[str, Any]) -> str:
+    """Which code and versions made the model (the run's ``run_info.json``)."""
+    if not info:
+        return "The run's provenance (run_info.json) was not found.\n"
+    packages = info.get("packages") or {}
+    versions = ", ".join(
+        f"{k} {packages[k]}" for k in ("torch", "timm", "open_clip_torch") if k in packages
+    )
+    dirty = " (with uncommitted changes)" if info.get("git_dirty") else ""
+    return (
+        f"- code: the rare-species project at commit `{info.get('git_commit', '?')}`{dirty}\n"
+        f"- command: `{info.get('command', '?')}`\n"
+        f"- Python {info.get('python', '?')}; {versions}\n"
     )
 
 
@@ -112,6 +131,7 @@ def model_card(
         front_matter(target, synthetic),
         f"# Rare species classifier: {len(classes)} {target} classes ({architecture})",
         "",
+        *([f"**{SYNTHETIC_LICENCE}**", ""] if synthetic else []),
         f"Classifies a photo of an animal into one of {len(classes)} taxa at rank **{target}**"
         " and says when it does not know: with `python -m src.predict ckpt_path=<this folder>"
         " inputs=<photos>` each answer is a class, a higher rank (order or phylum) when the "
@@ -130,7 +150,10 @@ def model_card(
         "",
         "## Results",
         "",
-        metrics_table(metrics, where),
+        metrics_table(metrics, where, len(classes), split.get("test", 0)),
+        "## Provenance",
+        "",
+        provenance(info),
         "## Calibration",
         "",
         calibrated,
@@ -145,7 +168,8 @@ def model_card(
         "",
         "## Licence",
         "",
-        "The code and weights: MIT. " + (SYNTHETIC_LICENCE if synthetic else REAL_DATA_LICENCE),
+        "The code and weights: MIT. "
+        + ("No real images were used." if synthetic else REAL_DATA_LICENCE),
         "",
     ]
     return "\n".join(parts)

@@ -53,18 +53,22 @@ COMPARED = (("test/acc", "test_acc"), ("test/f1_macro", "test_f1_macro"))
 
 def with_original(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with, for each metric of :data:`COMPARED`, the original's value and ours
-    minus theirs, on the rows that ran an original preset (empty on the others)."""
+    minus theirs, on the rows that ran an original preset (empty on the others). A run on
+    synthetic images gets the original's values but no difference: it measured something
+    else."""
     table = table.copy()
     rows = table[ROW_COLUMN] if ROW_COLUMN in table else pd.Series([None] * len(table))
     original = [ORIGINAL.get(str(row)) for row in rows]
+    data = table["data"].astype(str) if "data" in table else pd.Series([""] * len(table))
+    real = ~data.str.contains("synthetic").to_numpy()
     table["original"] = [o.label if o else "" for o in original]
     for ours, theirs in COMPARED:
         values = [getattr(o, theirs) if o else None for o in original]
         table[f"{ours} (original)"] = values
         if ours in table:
             table[f"{ours} - original"] = [
-                None if v is None or pd.isna(mine) else round(float(mine) - v, 4)
-                for mine, v in zip(table[ours], values)
+                None if v is None or pd.isna(mine) or not on_real else round(float(mine) - v, 4)
+                for mine, v, on_real in zip(table[ours], values, real)
             ]
     table["original train s (epochs)"] = [
         f"{o.train_seconds:,} ({o.epochs})" if o else "" for o in original

@@ -14,7 +14,6 @@ import base64
 import html
 import io
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def thumbnail_uri(path: str | Path, max_pixels: int, size: int = THUMBNAIL) -> s
 
 def _value(row: pd.Series, key: str):
     value = row.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or pd.isna(value):  # NaN, and pandas' NA of whole-number columns
         return None
     return value.item() if hasattr(value, "item") else value
 

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -19,6 +20,12 @@ from src.runs.precision import auto_precision
 log = logging.getLogger(__name__)
 
 
+def run_label(output_dir: str) -> str:
+    """``${run_label:${paths.output_dir}}``: the run folder's last two parts
+    (``runs/2026-11-29_17-00-00``, ``<sweep date>/3``), a name trackers can show."""
+    return "/".join(Path(output_dir).parts[-2:])
+
+
 def no_env(name: str) -> bool:
     """``${no_env:WANDB_API_KEY}``: true when the variable is unset or empty."""
     return not os.environ.get(name)
@@ -29,6 +36,7 @@ def register_resolvers() -> None:
         ("auto_precision", auto_precision),
         ("synthetic_dir", synthetic_dir_name),
         ("no_env", no_env),
+        ("run_label", run_label),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

@@ -128,6 +128,7 @@ def log_run_summary(loggers: list[Logger], params: dict[str, Any], metrics: dict
             logger.log_hyperparams(params, finite)
         else:
             logger.log_hyperparams(params)
+            logger.log_metrics(finite)
 
 
 def finish_runs(loggers: list[Logger]) -> None:

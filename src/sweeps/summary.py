@@ -42,6 +42,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     status = read_json(run_dir / STATUS_FILE, {}, expect=dict)
     row["status"] = status.get("status", "unknown (no run_status.json: still running or killed)")
     row["val_score"] = status.get("score")
+    row["monitor"], row["monitor_mode"] = status.get("monitor"), status.get("monitor_mode")
     row["epochs"] = status.get("epochs")
     row["error"] = status.get("error", "")
     metrics = read_json(run_dir / "test_metrics.json", {}, expect=dict)
@@ -56,10 +57,18 @@ def run_dirs(sweep_dir: Path) -> list[Path]:
     )
 
 
-def summarize(sweep_dir: str | Path, monitor: str = MONITOR) -> pd.DataFrame:
-    """Write summary.csv and summary.md in ``sweep_dir``; best first, failures last."""
+def summarize(sweep_dir: str | Path, monitor: str | None = None) -> pd.DataFrame:
+    """Write summary.csv and summary.md in ``sweep_dir``; best first, failures last.
+
+    The score is the metric the runs followed (their ``run_status.json``; ``monitor``
+    when they recorded none), best first in the direction they followed (a loss: lowest).
+    """
     sweep_dir = Path(sweep_dir)
     rows = [read_run(d) for d in run_dirs(sweep_dir)]
+    recorded = [row.pop("monitor") for row in rows]
+    modes = [row.pop("monitor_mode") for row in rows]
+    monitor = next((m for m in recorded if m), None) or monitor or MONITOR
+    lowest_first = next((m for m in modes if m), "max") == "min"
     shared = (
         set.intersection(*(set(r.get("overrides", "").split()) for r in rows)) if rows else set()
     )
@@ -69,7 +78,9 @@ def summarize(sweep_dir: str | Path, monitor: str = MONITOR) -> pd.DataFrame:
     if frame.empty:
         frame = pd.DataFrame(columns=["run", "overrides", "status", "val_score", "error"])
     frame = frame.rename(columns={"val_score": f"best {monitor}"})
-    frame = frame.sort_values(f"best {monitor}", ascending=False, na_position="last", kind="stable")
+    frame = frame.sort_values(
+        f"best {monitor}", ascending=lowest_first, na_position="last", kind="stable"
+    )
     write_csv(frame, sweep_dir / SUMMARY_CSV)
     write_text(sweep_dir / SUMMARY_MD, to_markdown(frame))
     return frame
@@ -99,6 +110,7 @@ class RunStatusCallback(Callback):
         output_dir = Path(config.hydra.runtime.output_dir)
         status = job_status(job_return)
         status["monitor"] = config.get("monitor")
+        status["monitor_mode"] = config.get("monitor_mode")
         fit = read_json(output_dir / FIT_SUMMARY_FILE, None, expect=dict)
         if fit is not None:  # pruned runs: the best score before they were stopped
             status["epochs"] = fit.get("epochs_run")
@@ -106,4 +118,4 @@ class RunStatusCallback(Callback):
                 status["score"] = fit.get("best_score")
         write_json(output_dir / STATUS_FILE, status)
         if config.hydra.mode is not None and str(config.hydra.mode).endswith("MULTIRUN"):
-            summarize(config.hydra.sweep.dir, config.get("monitor") or MONITOR)
+            summarize(config.hydra.sweep.dir, config.get("monitor"))
