@@ -156,7 +156,8 @@ def predictions_table(
         sets[np.arange(len(sets)), order[:, 0]] = True
     else:
         sets = calibration.prediction_sets(probabilities, answering.alpha)
-        flags |= calibration.out_of_scope_flags(logits, answering.keep)
+        scope = calibration.scope(logits)
+        flags |= scope < calibration.scope_threshold(answering.keep)
     if p_animal is not None:
         flags |= ~(np.asarray(p_animal) > answering.animal_threshold)
     answered = answers(
@@ -175,7 +176,7 @@ def predictions_table(
             if calibration is None:
                 row.update({"set": "", "set_size": None})
             else:
-                row["scope_score"] = round(float(calibration.scope(logits[i : i + 1])[0]), 4)
+                row["scope_score"] = round(float(scope[i]), 4)
             if p_animal is not None:
                 row["p_animal"] = round(float(p_animal[i]), 4)
             row["out_of_scope"] = bool(flags[i]) if checked else None

@@ -160,6 +160,7 @@ class Calibration:
         return scope_scores(logits, self.temperature, self.out_of_scope)
 
     def out_of_scope_flags(self, logits: np.ndarray, keep: float | None = None) -> np.ndarray:
+        """Whether each image is out of scope (what predict flags)."""
         return self.scope(logits) < self.scope_threshold(keep)
 
     def to_dict(self) -> dict:

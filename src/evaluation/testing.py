@@ -56,8 +56,9 @@ def calibrate(
     checkpoint; the model's own weights without one), set it on the model and add it to
     that checkpoint (rewritten whole, under the same name). Rank 0 fits; every rank gets it.
     """
-    if ckpt_path:
-        model.load_state_dict(read_checkpoint(ckpt_path)["state_dict"])
+    checkpoint = read_checkpoint(ckpt_path) if ckpt_path else None
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["state_dict"])
     datamodule.setup("validate")
     calibration = None
     if trainer.is_global_zero:
@@ -68,8 +69,7 @@ def calibrate(
         log.info(
             "Calibrated on %d val images: temperature %.3f", len(labels), calibration.temperature
         )
-        if ckpt_path:
-            checkpoint = read_checkpoint(ckpt_path)
+        if checkpoint is not None:
             checkpoint[CALIBRATION_KEY] = calibration.to_dict()
             AtomicCheckpointIO().save_checkpoint(checkpoint, ckpt_path)
     model.calibration = trainer.strategy.broadcast(calibration)
