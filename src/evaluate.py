@@ -80,6 +80,11 @@ def recalibrate(cfg: DictConfig, trainer, model, datamodule) -> None:
                 "calibrate=true needs a calibration config; drop calibration=none."
             )
         return
+    if cfg.calibrate and Path(cfg.ckpt_path).is_dir():
+        raise UserFacingError(
+            f"calibrate=true stores the calibration in a .ckpt file, and {cfg.ckpt_path} is a "
+            "model folder: calibrate the checkpoint it was exported from, then export it again."
+        )
     if not cfg.calibrate:
         log.warning(
             "%s has no calibration: fitted one on the val split for this report only "

@@ -63,6 +63,10 @@ def test_evaluate_takes_the_folder_and_its_split(model_folder, tiny_run, tmp_pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     same_test_metrics(tiny_run, tmp_path / "ev", tolerance=1e-6)
+    refused = run_module(tmp_path, "src.evaluate", f"ckpt_path={model_folder}", "calibrate=true")
+    assert "is a model folder: calibrate the checkpoint it was exported from" in one_error_line(
+        refused
+    )
 
 
 def test_a_damaged_or_foreign_folder_is_one_sentence(model_folder, tmp_path, tiny_source):
