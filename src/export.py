@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from src.errors import UserFacingError, check_choice
-from src.evaluation.calibration import Calibration
+from src.evaluation.calibration import CALIBRATION_KEY, Calibration
 from src.evaluation.model_card import model_card
 from src.models.classifier import SpeciesClassifier, load_classifier
 from src.models.model_folder import (
@@ -147,7 +147,7 @@ def export_folder(model: SpeciesClassifier, ckpt_path: str | Path, folder: Path)
         "hyper_parameters": hparams,
         "state_dict": model.state_dict(),
         DATAMODULE_KEY: state,
-        "calibration": calibration,
+        CALIBRATION_KEY: calibration,
         "run_config": model.run_config,
     }
     split = source / SPLIT_DIR if run_dir is None else run_dir / "split"

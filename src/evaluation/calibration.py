@@ -32,6 +32,7 @@ import numpy as np
 
 from src.errors import ConfigError, check_choice
 
+CALIBRATION_KEY = "calibration"  # a checkpoint's entry for its Calibration.to_dict()
 SCOPE_SCORES: tuple[str, ...] = ("energy", "msp")
 ECE_BINS = 15
 LOG_T_RANGE = (-3.0, 3.0)  # T between 0.05 and 20: beyond that val says nothing useful

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from src.data.synthetic import outlier_flags
 from src.data.taxonomy import class_taxa
 from src.evaluation.answers import trust_metrics
-from src.evaluation.calibration import Calibration, Calibrator, softmax
+from src.evaluation.calibration import CALIBRATION_KEY, Calibration, Calibrator, softmax
 from src.evaluation.scope import scope_auroc
 from src.evaluation.taxonomy import taxonomy_metrics
 from src.evaluation.writers import (
@@ -23,7 +23,6 @@ from src.evaluation.writers import (
     write_reliability_diagram,
     write_test_report,
 )
-from src.models.classifier import CALIBRATION_KEY
 from src.runs.checkpoints import AtomicCheckpointIO, read_checkpoint
 from src.runs.files import write_json
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from src.data.transforms import UNIT_RANGE
-from src.evaluation.calibration import Calibration
+from src.evaluation.calibration import CALIBRATION_KEY, Calibration
 from src.models.hierarchy import HierarchyLoss
 from src.models.metrics import MONITOR, build_metrics
 from src.models.model_folder import read_model_folder
@@ -240,9 +240,6 @@ class SpeciesClassifier(pl.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
-
-
-CALIBRATION_KEY = "calibration"  # the checkpoint's entry for the fitted Calibration
 
 
 def calibration_of(checkpoint: dict[str, Any]) -> Calibration | None:

@@ -20,6 +20,7 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from src.evaluation.calibration import CALIBRATION_KEY
 from src.runs.checkpoints import CheckpointError
 from src.runs.files import write_text, write_with
 
@@ -61,7 +62,7 @@ def write_model_folder(
         "hyper_parameters": checkpoint["hyper_parameters"],
         "preprocessing": contract,
         "datamodule_state": checkpoint.get(DATAMODULE_KEY, {}),
-        "calibration": checkpoint.get("calibration"),
+        "calibration": checkpoint.get(CALIBRATION_KEY),
         "run_config": checkpoint.get("run_config"),
     }
     write_text(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
@@ -99,5 +100,5 @@ def read_model_folder(folder: str | Path) -> dict[str, Any]:
         "run_config": config.get("run_config"),
     }
     if config.get("calibration") is not None:
-        checkpoint["calibration"] = config["calibration"]
+        checkpoint[CALIBRATION_KEY] = config["calibration"]
     return checkpoint
