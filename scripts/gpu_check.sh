@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# One prepared check for a lent GPU (H100/H200, no internet), under 8 minutes:
+# One prepared check for a lent GPU (H100/H200, no internet), under 13 minutes:
 #   1. the GPU-marked tests (mixed precision, channels_last, compile, training on CUDA);
 #   2. train-step benchmark of ConvNeXt-Base and EfficientNetV2-B0 at 224 px in bf16:
 #      images/s, share of the GPU's peak, plain PyTorch loop versus Lightning;
 #   3. one real oversampled epoch of `python -m src.train model=convnext` (48,480 images,
 #      from the decoded cache, augmentation on the GPU and on the CPU workers) and the
 #      original's 13-epoch run projected from it;
-#   4. the feature-cache benchmark.
-# Results go to $OUT (default outputs/gpu_check): gpu_check.log, gpu_tests.txt,
-# model/bench.{json,md}, epoch/bench.{json,md}, features/bench.{json,md}.
+#   4. the feature-cache benchmark;
+#   5. the original's headline setting end to end with the augmentation bank: frozen
+#      ConvNeXt-Base, oversampled, 13 epochs, 8 banked views, embedding extraction included
+#      (goal: under 60 s);
+#   6. Lightning's fixed cost per step (the head alone) with its profile;
+#   7. a small convnext_hyperband study (6 trials, 3 epochs at most), timed whole.
+# Results go to $OUT (default outputs/gpu_check): gpu_check.log, gpu_tests.txt and
+# <bench>/bench.{json,md} for model, epoch, features, bank, overhead and study.
 # Missing Python packages are installed from $WHEELS (default ./wheels) if it exists:
 # `pip download` them where there is internet (README, "A GPU machine without internet").
 #   GPU_CHECK_DEVICE=cpu bash scripts/gpu_check.sh     # a small dry run on a CPU
@@ -55,6 +60,15 @@ if [ "$DEVICE" = cuda ]; then
     --freeze all none)
   EPOCH=(--image-size 224 --batch-size 128 --model convnext --overrides model.channels_last=true)
   FEATURES=(--images 2048 --batch-size 256 --image-size 224 --backbone convnext_base)
+  FULL="data=rarespecies data.root=$RARE_SPECIES_CACHE/$("$PY" -c "from src.data.synthetic \
+import synthetic_dir_name as n; print(n('full', 0, [224, 288]))")"  # the epoch bench's images
+  BANK=(--backbone convnext_base --image-size 224 --batch-size 256 --epochs 13 --views 8
+    --overrides $FULL data.cache=true data.num_workers=14 model.channels_last=true)
+  OVERHEAD=(--backbone tf_efficientnetv2_b0 --batch-size 128 --steps 500)
+  STUDY=(--overrides hparams_search=convnext_hyperband $FULL data.cache=true
+    data.num_workers=14 data.batch_size=128 pretrained=false trainer=gpu logger=none
+    trainer.enable_progress_bar=false hparams_search.n_trials=6
+    hparams_search.pruner.max_resource=3)
   # the epoch bench's 11,983 synthetic images are written on the CPUs meanwhile
   "$PY" -c "from src.benchmarks.epoch import full_synthetic_root as f; print(f())" \
     >"$scratch/synthetic.txt" 2>&1 &
@@ -71,6 +85,10 @@ else
   EPOCH+=(--root "$("$PY" -c "from src.data.synthetic import ensure_synthetic as e
 print(e('$RARE_SPECIES_CACHE/gpu_check_dry_run', 'tiny', sizes=(120, 160)))")")
   FEATURES=(--images 64 --batch-size 16 --image-size 64 --backbone resnet18)
+  BANK=(--backbone resnet18 --image-size 32 --epochs 2 --views 0 2 --overrides debug=tiny)
+  OVERHEAD=(--backbone resnet18 --batch-size 16 --steps 200)
+  STUDY=(--overrides hparams_search=baseline_hyperband debug=tiny logger=none
+    hparams_search.n_trials=3 hparams_search.pruner.max_resource=2)
 fi
 step 120 "train-step benchmark" "$PY" -m src.bench model --device "$DEVICE" "${MODEL[@]}" \
   --out "$OUT/model"
@@ -78,6 +96,12 @@ step 200 "one real epoch (python -m src.train)" "$PY" -m src.bench epoch --devic
   "${EPOCH[@]}" --out "$OUT/epoch"
 step 60 "feature-cache benchmark" "$PY" -m src.bench features --device "$DEVICE" \
   "${FEATURES[@]}" --out "$OUT/features"
+step 150 "augmentation bank, the headline setting end to end" "$PY" -m src.bench bank \
+  --device "$DEVICE" "${BANK[@]}" --out "$OUT/bank"
+step 60 "Lightning's fixed cost per step" "$PY" -m src.bench overhead --device "$DEVICE" \
+  "${OVERHEAD[@]}" --out "$OUT/overhead"
+step 300 "a small Hyperband study, timed whole" "$PY" -m src.bench study --device "$DEVICE" \
+  "${STUDY[@]}" --out "$OUT/study"
 rm -rf "$scratch"
 log "done (status $status); results in $OUT"
 exit $status

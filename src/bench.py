@@ -5,6 +5,9 @@
     python -m src.bench features  [--backbone resnet50] [--images 256]
     python -m src.bench epoch     [--root DIR] [--model convnext] [--augment-on gpu cpu]
     python -m src.bench baselines [--clip-model ViT-B-16] [--classes 400] [--shots 1 5]
+    python -m src.bench bank      [--backbone resnet18] [--epochs 13] [--views 0 4 8]
+    python -m src.bench overhead  [--backbone tf_efficientnetv2_b0] [--batch-size 128]
+    python -m src.bench study     [--root DIR] [--overrides hparams_search=... ...]
 
 Each writes ``bench.json`` and ``bench.md`` (with the machine it ran on) into ``--out``.
 Ratios are the headline: these machines are shared and noisy.
@@ -19,12 +22,15 @@ from pathlib import Path
 
 import torch
 
+from src.benchmarks.bank import bench_bank
 from src.benchmarks.baselines import bench_baselines
 from src.benchmarks.data import bench_data
 from src.benchmarks.epoch import bench_epoch
 from src.benchmarks.features import bench_features
 from src.benchmarks.measure import machine, to_markdown
 from src.benchmarks.model import bench_model
+from src.benchmarks.overhead import bench_overhead
+from src.benchmarks.study import bench_study
 from src.runs.files import OutputError, write_text
 
 BENCHES = {
@@ -33,6 +39,9 @@ BENCHES = {
     "features": bench_features,
     "epoch": bench_epoch,
     "baselines": bench_baselines,
+    "bank": bench_bank,
+    "study": bench_study,
+    "overhead": bench_overhead,
 }
 
 
@@ -44,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("what", choices=list(BENCHES), nargs="+")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
-    parser.add_argument("--root", type=Path, help="an image root (default: synthetic full-size)")
+    parser.add_argument(
+        "--root", type=Path, help="an image root (default: synthetic full-size; study: digits)"
+    )
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -74,7 +85,16 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2), help="loader workers"
     )
     parser.add_argument(
-        "--overrides", nargs="*", default=[], help="more Hydra overrides of the epoch bench"
+        "--overrides",
+        nargs="*",
+        default=[],
+        help="more Hydra overrides of the epoch and bank benches; the whole study of the "
+        "study bench (default: the digits study of 8 trials)",
+    )
+    bank = parser.add_argument_group("bank")
+    bank.add_argument("--epochs", type=int, default=13, help="epochs of both paths")
+    bank.add_argument(
+        "--views", type=int, nargs="+", default=[0, 8], help="banked views; 0: from images"
     )
     baselines = parser.add_argument_group("baselines")
     baselines.add_argument(

@@ -90,7 +90,9 @@ def optuna_pruning(cfg: DictConfig) -> OptunaPruning | None:
     if not search or search.get("trial_number") is None:
         return None
     trial = load_trial(search.storage, search.study_name, int(search.trial_number))
-    return OptunaPruning(trial, cfg.monitor)
+    pruner = search.get("pruner") or {}
+    after = int(pruner.get("min_resource", 1)) if pruner.get("stop_hopeless", True) else None
+    return OptunaPruning(trial, cfg.monitor, cfg.get("monitor_mode", "max"), after)
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -127,9 +129,9 @@ def fit_calibrate_test(
         else float(checkpoint.best_model_score)
     )
     best = checkpoint.best_model_path if checkpoint else ""
-    write_fit_summary(cfg, trainer, score, best)
+    write_fit_summary(cfg, trainer, score, best, why_stopped(trainer, pruning))
     if pruning is not None and pruning.pruned:
-        raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at}")
+        raise optuna.TrialPruned(pruning.reason)
     if calibrator is not None:
         calibrate(trainer, model, datamodule, calibrator, best or None)
     final = {} if score is None else {f"best/{cfg.monitor}": score}
@@ -142,12 +144,26 @@ def fit_calibrate_test(
 
 
 @rank_zero_only
-def write_fit_summary(cfg: DictConfig, trainer: pl.Trainer, score: float | None, best: str):
+def why_stopped(trainer: pl.Trainer, pruning: OptunaPruning | None) -> str:
+    """Why fitting ended: pruned (and why), early stopping, or all its epochs."""
+    if pruning is not None and pruning.pruned:
+        return pruning.reason
+    stopper = trainer.early_stopping_callback
+    if stopper is not None and stopper.stopped_epoch > 0:
+        return f"early stopping after epoch {trainer.current_epoch}"
+    return "completed"
+
+
+def write_fit_summary(
+    cfg: DictConfig, trainer: pl.Trainer, score: float | None, best: str, stopped: str
+) -> None:
     payload = {
         "monitor": cfg.monitor,
         "best_score": score,
         "best_checkpoint": best,
         "epochs_run": trainer.current_epoch,
+        "max_epochs": trainer.max_epochs,
+        "stopped": stopped,
     }
     write_json(Path(cfg.paths.output_dir) / FIT_SUMMARY_FILE, payload)
 

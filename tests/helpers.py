@@ -222,12 +222,12 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 
 def tiny_datamodule(root, tmp_path, **kwargs):
-    """A data module over ``root`` at 32 px, no loader workers, writing into ``tmp_path``."""
+    """A data module over ``root`` at 32 px, no loader workers (unless given), writing into
+    ``tmp_path``."""
     from src.data.datamodule import RareSpeciesDataModule
 
-    return RareSpeciesDataModule(
-        root=str(root), image_size=32, num_workers=0, output_dir=str(tmp_path / "run"), **kwargs
-    )
+    settings = {"image_size": 32, "num_workers": 0, "output_dir": str(tmp_path / "run")}
+    return RareSpeciesDataModule(root=str(root), **{**settings, **kwargs})
 
 
 def tiny_trainer(**kwargs):

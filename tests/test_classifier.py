@@ -63,6 +63,49 @@ def test_class_weights_change_the_loss():
     assert model.loss_fn.weight.tolist() == [2.0] * 7
 
 
+def test_training_logs_epoch_means_and_the_step_loss_at_the_loggers_steps(tmp_path):
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = build("baseline", "model.net.dropout=0.0")  # lr 0 below: a fixed function
+    images, labels = torch.rand(40, 3, 32, 32), torch.randint(0, len(NAMES), (40,))
+    loader = DataLoader(TensorDataset(images, labels), batch_size=8)  # 5 batches
+    logger = pl.loggers.CSVLogger(tmp_path)
+    model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=0.0)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=logger,
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, loader)
+    history = pd.read_csv(Path(logger.log_dir) / "metrics.csv")
+    steps = history.dropna(subset=["train/loss_step"])
+    epochs = history.dropna(subset=["train/loss_epoch"])
+    assert len(steps) == 10 and len(epochs) == 2  # every step (log_every_n_steps=1)
+    model.train()
+    with torch.no_grad():  # what each training batch scored (BatchNorm on batch statistics)
+        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in loader)
+    for epoch in (0, 1):  # equal batches: the epoch loss is the mean of its step losses
+        step_losses = steps[steps["epoch"] == epoch]["train/loss_step"]
+        assert epochs.iloc[epoch]["train/loss_epoch"] == pytest.approx(step_losses.mean(), rel=1e-5)
+        assert epochs.iloc[epoch]["train/acc"] == pytest.approx(correct / 40)
+    sparse = pl.Trainer(
+        max_epochs=1,
+        logger=pl.loggers.CSVLogger(tmp_path / "sparse"),
+        log_every_n_steps=2,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+    )
+    sparse.fit(model, loader)
+    sparse_history = pd.read_csv(Path(sparse.logger.log_dir) / "metrics.csv")
+    assert sparse_history["train/loss_step"].notna().sum() == 2  # steps 2 and 4 of 5
+
+
 @pytest.fixture(params=sorted(OLD_NETS))
 def old_run(request, tmp_path) -> Path:
     """A copy of an old-layout run folder: checkpoints/best.ckpt, split/, test_metrics.json."""

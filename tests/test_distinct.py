@@ -4,7 +4,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from src.sweeps.distinct import DistinctSampler, grid_size, worker_seed
+from src.sweeps.distinct import DistinctSampler, exhausted, grid_size, worker_seed
 from src.sweeps.study import build_sampler
 
 SPACE = {
@@ -53,3 +53,14 @@ def test_same_study_seed_gives_the_same_sequence_alone():
 def test_continuous_spaces_are_not_enumerated():
     assert grid_size({"lr": FloatDistribution(1e-5, 1e-2, log=True)}) is None
     assert grid_size({"n": IntDistribution(0, 40, step=2)}) == 21
+
+
+def test_a_space_is_exhausted_once_every_point_has_a_trial():
+    study = optuna.create_study(direction="maximize")
+    for i in range(6):
+        assert not exhausted(SPACE, study.trials)
+        trial = ask(study, "random")
+        if i % 2:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert exhausted(SPACE, study.trials)  # 4 finished or pruned, 2 still running
+    assert not exhausted({"lr": FloatDistribution(0.1, 1.0)}, study.trials)

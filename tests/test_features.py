@@ -58,3 +58,13 @@ def test_feature_cache_is_refused_with_augmentation(tiny_root, tmp_path):
         baseline, datamodule(tiny_root, tmp_path)
     )
     assert feature_cache_blocker(frozen, datamodule(tiny_root, tmp_path)) is None
+
+
+def test_oversampled_training_draws_its_copies_from_the_bank(tmp_path, caplog):
+    with caplog.at_level("INFO"):
+        metrics = train_in_process(
+            tmp_path, "bank", "data.imbalance=oversample", "data.feature_bank_views=2"
+        )
+    assert "Feature bank: 2 views" in caplog.text
+    assert "training from images" not in caplog.text
+    assert 0.0 <= metrics["test/acc"] <= 1.0

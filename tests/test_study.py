@@ -22,6 +22,16 @@ def test_rerun_resumes_the_study_without_repeating_a_point(tmp_path):
     assert sorted(p.name for p in sweep.glob("trial_*")) == [f"trial_{i}" for i in range(4)]
 
 
+def test_an_exhausted_space_ends_the_study_instead_of_training_a_point_again(tmp_path):
+    sweep = tmp_path / "study"
+    result = run(tmp_path, *GRID, "hparams_search.n_trials=8", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study(sweep).trials
+    assert len(trials) == 6 and len(set(points(trials))) == 6  # the grid's 6 points, once
+    assert "All 6 points of the search space have a trial" in result.stdout + result.stderr
+    assert "Trial-epochs spent: 6 of 8" in (sweep / "summary.md").read_text()
+
+
 def test_two_workers_share_one_study_without_repeats(tmp_path):
     sweep = tmp_path / "study"
     finish(

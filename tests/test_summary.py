@@ -36,7 +36,9 @@ def test_grid_summary_lists_every_run_and_the_errors(tmp_path):
         summary["best val/f1_macro"].dropna(), reverse=True
     )
     table = (sweep / "summary.md").read_text()
-    assert table.count("\n| ") == 4 and "sepia" in table
+    assert table.startswith("Trial-epochs spent: 2 of 4 (4 runs x 1 epoch)")  # failed: 0
+    assert [line.startswith("| ") for line in table.splitlines()].count(True) == 5
+    assert "sepia" in table
     again = run_module(tmp_path, "src.report", str(sweep), timeout=120)
     assert again.returncode == 0 and "4 runs" in again.stdout
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from src.benchmarks.measure import (
     ORIGINAL_TRAIN,
     ORIGINAL_VAL,
     cached_synthetic,
+    train_run,
 )
 
 
@@ -49,14 +48,9 @@ def bench_epoch(args: argparse.Namespace) -> list[dict[str, Any]]:
             "trainer.enable_progress_bar=false",
             "logger=none",
             "test=false",
-            f"hydra.run.dir={run}",
             *args.overrides,
         ]
-        subprocess.run(
-            [sys.executable, "-m", "src.train", *overrides],
-            cwd=Path(__file__).resolve().parents[2],  # the project root
-            check=True,
-        )
+        train_run(overrides, run)
         timing = json.loads((run / "timing.json").read_text())
         epoch = timing["epochs"][0]
         projected = ORIGINAL_EPOCHS * (

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,3 +69,14 @@ def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in part]
         lines.append("")
     return "\n".join(lines)
+
+
+def train_run(overrides: list[str], run_dir: Path) -> float:
+    """Wall seconds of one ``python -m src.train`` (a fresh process, as a user runs it)."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "src.train", *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=CONF_DIR.parent,  # the project root
+        check=True,
+    )
+    return time.perf_counter() - start

@@ -92,6 +92,7 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         augment_on: str = "cpu",
         feature_cache: bool = False,
+        feature_bank_views: int = 0,
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
@@ -118,7 +119,11 @@ class RareSpeciesDataModule(pl.LightningDataModule):
         self.seed = seed
         self.keep_index = Path(keep_index).expanduser() if keep_index else None
         self.filter_eval = filter_eval
-        self.feature_cache = feature_cache
+        # banked views are backbone features, so asking for them asks for the feature path
+        self.feature_bank_views = check_whole_number(
+            "data.feature_bank_views", feature_bank_views, 0
+        )
+        self.feature_cache = feature_cache or self.feature_bank_views > 0
         self.use_cache = cache
         self.augment_on = check_choice("data.augment_on", augment_on, ("cpu", "gpu"))
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None

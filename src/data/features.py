@@ -2,18 +2,22 @@
 
 With ``model.net.freeze=all`` and no augmentation of the training images, every epoch would
 push the same pixels through the same frozen backbone. Computing the pooled features once
-and training the head on them gives the same model, many times faster.
+and training the head on them gives the same model, many times faster. With RandAugment
+oversampling, ``data.feature_bank_views=V`` adds V banked views per copied image
+(:mod:`src.data.bank`), from which each epoch draws its augmented copies.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
+from src.data.bank import BankDataset, banked_items, view_draws, view_seeds
 from src.errors import check_choice
 
 log = logging.getLogger(__name__)
@@ -28,8 +32,11 @@ def feature_cache_blocker(model: pl.LightningModule, datamodule) -> str | None:
         return f"the backbone is not fully frozen (model.net.freeze={getattr(net, 'freeze', None)})"
     if getattr(datamodule, "augment_on", "cpu") == "gpu":
         return "data.augment_on=gpu leaves normalisation to the device; use augment_on=cpu"
-    if datamodule.imbalance in ("oversample", "both"):
-        return "training images are augmented (RandAugment oversampling), so features change"
+    if datamodule.imbalance in ("oversample", "both") and not datamodule.feature_bank_views:
+        return (
+            "training images are augmented (RandAugment oversampling), so features change; "
+            "set data.feature_bank_views=V (e.g. 8) to draw the copies from V banked views"
+        )
     if getattr(model.hparams, "compile", False):
         return "model.compile=true compiles the image path only"
     return None
@@ -39,7 +46,7 @@ def feature_cache_blocker(model: pl.LightningModule, datamodule) -> str | None:
 def extract(net, loader: DataLoader, device: torch.device, desc: str) -> TensorDataset:
     """Pooled features and labels of a whole loader, in its order."""
     features, labels = [], []
-    for images, targets in tqdm(loader, desc=desc, leave=False):
+    for images, targets in tqdm(loader, desc=desc, leave=False, disable=None):  # None: TTY only
         features.append(net.forward_features(images.to(device)).float().cpu())
         labels.append(torch.as_tensor(targets))
     return TensorDataset(torch.cat(features), torch.cat(labels))
@@ -49,7 +56,7 @@ def with_feature_cache(model: pl.LightningModule, datamodule) -> pl.LightningDat
     """The feature-serving datamodule when it gives the same model, else the image one."""
     blocker = feature_cache_blocker(model, datamodule)
     if blocker is not None:
-        log.info("data.feature_cache=true, but training from images: %s.", blocker)
+        log.warning("Backbone features not cached, training from images: %s.", blocker)
         return datamodule
     return FeatureDataModule(datamodule, model)
 
@@ -82,19 +89,45 @@ class FeatureDataModule(pl.LightningDataModule):
         # same dropout masks and shuffles as training from images does
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             for name, dataset in self.images.datasets.items():
-                loader = DataLoader(
-                    dataset,
-                    batch_size=self.images.batch_size,
-                    shuffle=False,
-                    num_workers=self.images.num_workers,
-                )
-                self.features[name] = extract(net, loader, self.device, f"features {name}")
+                self.features[name] = self._extract(dataset, None, f"features {name}")
+            sampler = self.images.train_sampler()
+            if sampler is not None:  # oversampling (the blocker asked for banked views)
+                self.features["train"] = self._bank(self.features["train"], sampler)
         net.train(was_training).to(original_device)
         self.model.inputs_are_features = True
         log.info(
             "Backbone features cached for %s.",
             ", ".join(f"{k} {len(v):,}" for k, v in self.features.items()),
         )
+
+    def _extract(self, dataset, sampler, desc: str) -> TensorDataset:
+        loader = DataLoader(
+            dataset,
+            batch_size=self.images.batch_size,
+            sampler=sampler,
+            num_workers=self.images.num_workers,
+        )
+        return extract(self.model.net, loader, self.device, desc)
+
+    def _bank(self, plain: TensorDataset, sampler) -> BankDataset:
+        """The training set's plain embeddings plus V views of every image it can copy."""
+        views = self.images.feature_bank_views
+        images = self.images.datasets["train"]
+        items = banked_items(sampler.labels, sampler.target_count)
+        seeds = view_seeds(self.images.seed, len(images), views)
+        start = time.perf_counter()
+        banked = self._extract(images, view_draws(items, seeds, len(images)), "feature bank")
+        embeddings, labels = plain.tensors
+        bank = BankDataset(embeddings, banked.tensors[0].view(views, len(items), -1), items, labels)
+        log.info(
+            "Feature bank: %d views of %s of %s training images (%.0f MB) in %.1f s.",
+            views,
+            f"{len(items):,}",
+            f"{len(images):,}",
+            bank.nbytes / 2**20,
+            time.perf_counter() - start,
+        )
+        return bank
 
     def _loader(self, name: str, sampler=None) -> DataLoader:
         # as the image loaders: no draws from the global generator (see RareSpeciesDataModule)

@@ -5,8 +5,9 @@ discrete space soon draws a point that a finished, pruned or running trial alrea
 training it again wastes a whole trial. :class:`DistinctSampler` wraps any Optuna sampler,
 lets it propose the whole point at once, and when that point is taken (and the space is
 finite and not yet exhausted) asks again, then falls back to a seeded draw among the points
-no trial holds. Continuous spaces pass through unchanged: the per-process seed (see
-:func:`worker_seed`) is what keeps their proposals apart.
+no trial holds. Once every point has a trial, the study stops asking (:func:`exhausted`,
+:class:`~src.sweeps.study.StudyRunner`). Continuous spaces pass through unchanged: the
+per-process seed (see :func:`worker_seed`) is what keeps their proposals apart.
 """
 
 from __future__ import annotations
@@ -73,6 +74,21 @@ def _key(params: Mapping[str, Any], names: list[str]) -> tuple:
     return tuple(round(v, 12) if isinstance(v, float) else v for v in (params[n] for n in names))
 
 
+def taken_points(trials: list[FrozenTrial], names: list[str]) -> set[tuple]:
+    """The points of ``names`` that finished, pruned, running or waiting trials hold."""
+    return {
+        _key(t.params, names) for t in trials if t.state in TAKEN and set(names) <= set(t.params)
+    }
+
+
+def exhausted(space: Mapping[str, BaseDistribution], trials: list[FrozenTrial]) -> bool:
+    """Every point of a finite (enumerable) space is held by a trial."""
+    size = grid_size(space)
+    if size is None or size > MAX_ENUMERATED:
+        return False
+    return len(taken_points(trials, sorted(space))) >= size
+
+
 class DistinctSampler(BaseSampler):
     """Wraps ``inner``; proposes each point of ``space`` jointly, avoiding taken points."""
 
@@ -129,8 +145,7 @@ class DistinctSampler(BaseSampler):
         return point
 
     def _taken(self, study: optuna.Study) -> set[tuple]:
-        trials = study.get_trials(deepcopy=False, states=TAKEN)
-        return {_key(t.params, self.names) for t in trials if set(self.names) <= set(t.params)}
+        return taken_points(study.get_trials(deepcopy=False), self.names)
 
     def _unexplored(self, taken: set[tuple]) -> dict[str, Any]:
         free = [point for point in self._grid() if _key(point, self.names) not in taken]

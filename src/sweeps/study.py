@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
@@ -17,7 +18,7 @@ from src.errors import ConfigError, StoppedBySignal, check_choice
 from src.models.metrics import MONITOR
 from src.runs.files import write_json, write_text
 from src.sweeps import storage as stores
-from src.sweeps.distinct import DistinctSampler, worker_seed
+from src.sweeps.distinct import DistinctSampler, exhausted, grid_size, worker_seed
 from src.sweeps.space import as_override, search_space
 from src.sweeps.summary import STATUS_FILE, summarize
 
@@ -44,6 +45,7 @@ def build_sampler(spec: dict[str, Any]) -> optuna.samplers.BaseSampler:
 
 def build_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
     spec = dict(spec)
+    spec.pop("stop_hopeless", None)  # the trials' own rule (src.sweeps.pruning), not Optuna's
     name = check_choice(
         "hparams_search.pruner.name", spec.pop("name", "hyperband"), ["hyperband", "none"]
     )
@@ -108,12 +110,27 @@ class StudyRunner:
                 self._record_lost(number)
             trials = study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)
-            if waiting or stores.counted(trials) < self.n_trials:
+            if waiting or (stores.counted(trials) < self.n_trials and not self._exhausted(trials)):
                 study.sampler = self._sampler(len(trials))
                 trial = study.ask(self.space)
                 stores.claim(study, trial)
                 return trial
             return False if any(t.state == TrialState.RUNNING for t in trials) else None
+
+    def _exhausted(self, trials: list[optuna.trial.FrozenTrial]) -> bool:
+        """Every point of a finite space has a trial: another would train one again, with
+        the same seed, to the same curve; the study ends short of n_trials instead."""
+        if not exhausted(self.space, trials):
+            return False
+        log.warning(
+            "All %d points of the search space have a trial: study %s ends at %d of "
+            "n_trials=%d instead of training a point again.",
+            grid_size(self.space),
+            self.study_name,
+            stores.counted(trials),
+            self.n_trials,
+        )
+        return True
 
     def _record_lost(self, number: int) -> None:
         """The lost trial's row in the summary says what happened to it."""
@@ -155,8 +172,8 @@ class StudyRunner:
                     "which is queued to run again: rerun the same command to continue."
                 )
             self._tell(study, trial, completed, value)
-        summarize(self.sweep_dir, self.monitor)
-        write_best(study, self.sweep_dir)
+        frame = summarize(self.sweep_dir, self.monitor, planned=self.n_trials)
+        write_best(study, self.sweep_dir, frame)
         return study
 
     @staticmethod
@@ -193,8 +210,32 @@ def nested(dotted: dict[str, Any]) -> dict[str, Any]:
     return tree
 
 
-def write_best(study: optuna.Study, sweep_dir: Path) -> Path | None:
-    """``best_params.yaml`` and ``experiment/<study>_best.yaml`` (retrains the winner)."""
+def trial_stops(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per trial of a summary: its status, the epochs it ran, and why it stopped."""
+    rows = frame[frame["run"].astype(str).str.startswith("trial_")] if "run" in frame else frame
+    stops = []
+    for row in rows.to_dict("records"):
+        epochs = row.get("epochs")
+        stops.append(
+            {
+                "trial": int(str(row["run"]).removeprefix("trial_")),
+                "status": row.get("status"),
+                "epochs": None if pd.isna(epochs) else int(epochs),
+                "stopped": stopped
+                if isinstance(stopped := row.get("stopped"), str) and stopped
+                else row.get("status"),
+            }
+        )
+    return sorted(stops, key=lambda stop: stop["trial"])
+
+
+def write_best(
+    study: optuna.Study, sweep_dir: Path, frame: pd.DataFrame | None = None
+) -> Path | None:
+    """``best_params.yaml`` and ``experiment/<study>_best.yaml`` (retrains the winner).
+
+    With the study's summary ``frame``, best_params.yaml also gives the trial-epochs spent
+    and, per trial, where and why it stopped."""
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not completed:
         log.warning("No completed trial in study %s yet: no best parameters.", study.study_name)
@@ -208,6 +249,11 @@ def write_best(study: optuna.Study, sweep_dir: Path) -> Path | None:
                 "trial": best.number,
                 "value": best.value,
                 "params": best.params,
+                **(
+                    {"epochs": frame.attrs.get("budget"), "trials": trial_stops(frame)}
+                    if frame is not None
+                    else {}
+                ),
             },
             sort_keys=False,
         ),

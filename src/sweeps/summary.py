@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.models.metrics import MONITOR, TABLE_KEYS
 from src.runs.cli import user_facing_cause
@@ -44,6 +44,9 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     row["val_score"] = status.get("score")
     row["monitor"], row["monitor_mode"] = status.get("monitor"), status.get("monitor_mode")
     row["epochs"] = status.get("epochs")
+    row["max_epochs"] = status.get("max_epochs")
+    row["planned"] = status.get("planned")
+    row["stopped"] = status.get("stopped", row["status"] if row["status"] == "failed" else "")
     row["error"] = status.get("error", "")
     metrics = read_json(run_dir / "test_metrics.json", {}, expect=dict)
     row.update({key: metrics.get(key) for key in TABLE_KEYS})
@@ -57,14 +60,48 @@ def run_dirs(sweep_dir: Path) -> list[Path]:
     )
 
 
-def summarize(sweep_dir: str | Path, monitor: str | None = None) -> pd.DataFrame:
+def epoch_budget(frame: pd.DataFrame, planned: int | None = None) -> dict[str, Any]:
+    """Trial-epochs spent against the most the sweep could spend (``planned`` runs, or the
+    study's ``n_trials`` its runs recorded, at least the runs there are, each for its
+    ``max_epochs``): what pruning, early stopping and skipped repeats saved."""
+    epochs = pd.to_numeric(frame.get("epochs", pd.Series(dtype=float)), errors="coerce")
+    longest = pd.to_numeric(frame.get("max_epochs", pd.Series(dtype=float)), errors="coerce")
+    recorded = pd.to_numeric(frame.get("planned", pd.Series(dtype=float)), errors="coerce")
+    runs = max(planned or 0, int(recorded.max()) if recorded.notna().any() else 0, len(frame))
+    spent = int(epochs.fillna(0).sum())
+    most = int(runs * longest.max()) if longest.notna().any() else None
+    return {
+        "runs": runs,
+        "epochs_spent": spent,
+        "epochs_max": most,
+        "saved": round(1 - spent / most, 4) if most else None,
+    }
+
+
+def budget_line(budget: dict[str, Any]) -> str:
+    if not budget["epochs_max"]:
+        return f"Trial-epochs spent: {budget['epochs_spent']}.\n"
+    each = budget["epochs_max"] // budget["runs"]
+    return (
+        f"Trial-epochs spent: {budget['epochs_spent']} of {budget['epochs_max']} "
+        f"({budget['runs']} runs x {each} epoch{'' if each == 1 else 's'}): "
+        f"{budget['saved']:.0%} saved (pruning, early stopping, repeats not run).\n"
+    )
+
+
+def summarize(
+    sweep_dir: str | Path, monitor: str | None = None, planned: int | None = None
+) -> pd.DataFrame:
     """Write summary.csv and summary.md in ``sweep_dir``; best first, failures last.
 
     The score is the metric the runs followed (their ``run_status.json``; ``monitor``
     when they recorded none), best first in the direction they followed (a loss: lowest).
+    summary.md opens with the trial-epochs spent of the most ``planned`` runs could spend
+    (:func:`epoch_budget`).
     """
     sweep_dir = Path(sweep_dir)
     rows = [read_run(d) for d in run_dirs(sweep_dir)]
+    budget = epoch_budget(pd.DataFrame(rows), planned)
     recorded = [row.pop("monitor") for row in rows]
     modes = [row.pop("monitor_mode") for row in rows]
     monitor = next((m for m in recorded if m), None) or monitor or MONITOR
@@ -82,7 +119,9 @@ def summarize(sweep_dir: str | Path, monitor: str | None = None) -> pd.DataFrame
         f"best {monitor}", ascending=lowest_first, na_position="last", kind="stable"
     )
     write_csv(frame, sweep_dir / SUMMARY_CSV)
-    write_text(sweep_dir / SUMMARY_MD, to_markdown(frame))
+    table = to_markdown(frame.drop(columns=["planned"], errors="ignore"))  # in the first line
+    write_text(sweep_dir / SUMMARY_MD, f"{budget_line(budget)}\n{table}")
+    frame.attrs["budget"] = budget
     return frame
 
 
@@ -111,9 +150,12 @@ class RunStatusCallback(Callback):
         status = job_status(job_return)
         status["monitor"] = config.get("monitor")
         status["monitor_mode"] = config.get("monitor_mode")
+        status["planned"] = OmegaConf.select(config, "hparams_search.n_trials")
         fit = read_json(output_dir / FIT_SUMMARY_FILE, None, expect=dict)
         if fit is not None:  # pruned runs: the best score before they were stopped
             status["epochs"] = fit.get("epochs_run")
+            status["max_epochs"] = fit.get("max_epochs")
+            status["stopped"] = fit.get("stopped", "")
             if status["score"] is None and status["status"] == "pruned":
                 status["score"] = fit.get("best_score")
         write_json(output_dir / STATUS_FILE, status)
