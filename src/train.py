@@ -143,7 +143,6 @@ def fit_calibrate_test(
     return score
 
 
-@rank_zero_only
 def why_stopped(trainer: pl.Trainer, pruning: OptunaPruning | None) -> str:
     """Why fitting ended: pruned (and why), early stopping, or all its epochs."""
     if pruning is not None and pruning.pruned:
@@ -154,6 +153,7 @@ def why_stopped(trainer: pl.Trainer, pruning: OptunaPruning | None) -> str:
     return "completed"
 
 
+@rank_zero_only
 def write_fit_summary(
     cfg: DictConfig, trainer: pl.Trainer, score: float | None, best: str, stopped: str
 ) -> None:
