@@ -7,7 +7,10 @@ import signal
 import time
 
 import pandas as pd
+import pytest
 
+from src.errors import ConfigError
+from src.sweeps.study import build_pruner
 from tests.studies import GRID, finish, points, run, start_workers, study
 
 
@@ -75,3 +78,10 @@ def test_three_workers_on_postgres_run_exactly_n_trials(tmp_path, postgres_url):
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     assert len(set(points(trials))) == 6  # the whole grid, each point once
     assert len({t.system_attrs["worker"] for t in trials}) >= 2  # really shared
+
+
+def test_a_typo_in_the_pruner_settings_is_one_sentence():
+    with pytest.raises(ConfigError, match="no setting stop_hopless; its settings are name"):
+        build_pruner({"stop_hopless": True})
+    with pytest.raises(ConfigError, match="stop_hopeless must be true or false"):
+        build_pruner({"stop_hopeless": "maybe"})

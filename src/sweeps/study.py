@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,10 +46,21 @@ def build_sampler(spec: dict[str, Any]) -> optuna.samplers.BaseSampler:
 
 def build_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
     spec = dict(spec)
-    spec.pop("stop_hopeless", None)  # the trials' own rule (src.sweeps.pruning), not Optuna's
+    # the trials' own rule (src.sweeps.pruning), not Optuna's
+    if not isinstance(hopeless := spec.pop("stop_hopeless", True), bool):
+        raise ConfigError(
+            f"hparams_search.pruner.stop_hopeless must be true or false (got {hopeless!r})."
+        )
     name = check_choice(
         "hparams_search.pruner.name", spec.pop("name", "hyperband"), ["hyperband", "none"]
     )
+    known = list(inspect.signature(optuna.pruners.HyperbandPruner).parameters)
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"hparams_search.pruner has no setting {', '.join(unknown)}; its settings are "
+            f"name, stop_hopeless, {', '.join(known)}."
+        )
     if name == "none":
         return optuna.pruners.NopPruner()
     return optuna.pruners.HyperbandPruner(**spec)
