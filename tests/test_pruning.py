@@ -52,13 +52,15 @@ def test_a_trial_no_better_than_chance_stops_and_a_slow_starter_goes_on():
     # below chance in F1 after one epoch, but its loss already beats a uniform guess's
     slow = callback()
     assert not validate(slow, 0.05, **{"val/loss": torch.tensor(2.2)}).should_stop
+    # a high but sane learning rate: overconfident after one epoch (2.1x ln 10), not hopeless
+    high = callback()
+    assert not validate(high, 0.05, **{"val/loss": torch.tensor(4.87)}).should_stop
     learning = callback()
     assert not validate(learning, 0.4, **far).should_stop and not learning.pruned
     loss = callback("val/loss", "min")
-    assert validate(loss, 5.0, **{"val/loss": torch.tensor(5.0)}).should_stop
-    assert not validate(
-        callback("val/loss", "min"), 2.5, **{"val/loss": torch.tensor(2.5)}
-    ).should_stop
+    assert validate(loss, 50.0, **{"val/loss": torch.tensor(50.0)}).should_stop  # > 10 ln 10
+    sane = callback("val/loss", "min")
+    assert not validate(sane, 5.0, **{"val/loss": torch.tensor(5.0)}).should_stop
 
 
 def test_hopeless_trials_are_judged_from_min_resource_on_or_not_at_all():

@@ -34,7 +34,12 @@ def build_metrics(num_classes: int, prefix: str) -> MetricCollection:
         "f1_macro": MulticlassF1Score(num_classes, average="macro"),
         "auroc": MulticlassAUROC(num_classes, average="macro"),
     }
-    return MetricCollection({name: metrics[name] for name in METRIC_NAMES}, prefix=f"{prefix}/")
+    # compute_groups=False: torchmetrics would otherwise merge metrics whose states match on
+    # the first batch (top-1 and top-5 accuracy when every first answer is right) and then
+    # report one for the other
+    return MetricCollection(
+        {name: metrics[name] for name in METRIC_NAMES}, prefix=f"{prefix}/", compute_groups=False
+    )
 
 
 def score_probabilities(

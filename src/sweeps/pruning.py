@@ -19,6 +19,10 @@ from src.models.metrics import MONITOR
 # metrics on which a model that learnt nothing (a uniform random guess over K classes) scores
 # 1/K; the loss of a uniform prediction is ln K
 PER_CLASS_SCORES = ("acc", "f1_macro", "precision_macro", "recall_macro")
+# a hopeless trial's validation loss is at least this many times a uniform guess's (ln K):
+# diverged learning rates reach 1e6 and more; a high but sane one can reach 2.7x after its
+# first epoch (a new user's study: lr 0.0098 on the tiny set, val/loss 4.87 against ln 6)
+HOPELESS_LOSS_FACTOR = 10
 
 
 def chance_level(monitor: str, num_classes: int) -> float | None:
@@ -95,7 +99,7 @@ class OptunaPruning(pl.Callback):
         A slow starter often scores below chance after one epoch (it predicts few classes)
         while its loss is already below a uniform guess's; a diverged one is also far off
         in loss. So "no better than chance" needs both: the metric at or below chance and
-        ``val/loss`` at least twice a uniform guess's (``2 ln K``).
+        ``val/loss`` at least :data:`HOPELESS_LOSS_FACTOR` times a uniform guess's (ln K).
         """
         metrics = trainer.callback_metrics
         loss = metrics.get("train/loss_epoch")
@@ -105,12 +109,13 @@ class OptunaPruning(pl.Callback):
         val_loss = metrics.get("val/loss")
         if chance is None or val_loss is None or num_classes < 2:
             return ""
-        far = float(val_loss) >= 2 * math.log(num_classes)
+        far = float(val_loss) >= HOPELESS_LOSS_FACTOR * math.log(num_classes)
         no_better = value <= chance if self.mode == "max" else value >= chance
         if far and no_better:
             return (
                 f"no better than chance ({self.monitor} {value:.4g}, chance {chance:.4g}; "
-                f"val/loss {float(val_loss):.4g}, over twice a uniform guess's)"
+                f"val/loss {float(val_loss):.4g}, over {HOPELESS_LOSS_FACTOR}x a uniform "
+                "guess's)"
             )
         return ""
 
