@@ -53,13 +53,12 @@ def bench_overhead(args: argparse.Namespace) -> list[dict[str, Any]]:
     start = time.perf_counter()
     plain_loop(model, steps, features, labels, torch.float32)
     plain_us = 1e6 * (time.perf_counter() - start) / steps
-    lightning_loop(model, 5, features, labels, "32-true", "cpu")  # warm-up
+    lightning_loop(model, 5, features, labels, "32-true", args.device)  # warm-up
+    speed = lightning_loop(model, steps, features, labels, "32-true", args.device)
+    lightning_us = 1e6 * len(features) / speed
     profiler = cProfile.Profile()
-    lightning_us = (
-        1e6 * len(features) / lightning_loop(model, steps, features, labels, "32-true", "cpu")
-    )
     profiler.enable()
-    lightning_loop(model, steps, features, labels, "32-true", "cpu")
+    lightning_loop(model, steps, features, labels, "32-true", args.device)
     profiler.disable()
     summary = {
         "bench": "overhead",
