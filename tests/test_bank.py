@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.bank import BankDataset, banked_items, view_draws, view_of, view_seeds
+from src.data.bank import BankDataset, view_draws, view_of, view_seeds
 from src.data.features import FeatureDataModule, feature_cache_blocker
 from src.data.sampling import Draw, OversampleSampler
 from tests.helpers import resnet18_classifier
@@ -37,7 +37,7 @@ def test_banked_views_equal_the_augmented_forward_pass(banked):
     n = len(train)
     seeds = view_seeds(images.seed, n, VIEWS)
     sampler = images.train_sampler()
-    items = banked_items(sampler.labels, sampler.target_count)
+    items = sampler.copied_items()
     model.net.eval()
     for item in items[:: max(1, len(items) // 4)]:
         for v in range(VIEWS):
@@ -88,7 +88,7 @@ def test_views_are_picked_evenly_and_replayed():
 
 def test_only_copied_classes_are_banked():
     labels = [0] * 5 + [1] * 2 + [2] * 5 + [3]
-    items = banked_items(labels, target_count=5)
+    items = OversampleSampler(labels, target_count=5).copied_items()
     assert items.tolist() == [5, 6, 12]
     seeds = view_seeds(0, len(labels), 2)
     draws = view_draws(items, seeds, len(labels))

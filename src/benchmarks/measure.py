@@ -71,11 +71,13 @@ def to_markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def train_run(overrides: list[str], run_dir: Path) -> float:
-    """Wall seconds of one ``python -m src.train`` (a fresh process, as a user runs it)."""
+def train_run(overrides: list[str], run_dir: Path, multirun: bool = False) -> float:
+    """Wall seconds of one ``python -m src.train`` (``-m``: a whole sweep or study, in
+    ``run_dir``) in a fresh process, as a user runs it."""
+    where = f"hydra.sweep.dir={run_dir}" if multirun else f"hydra.run.dir={run_dir}"
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "src.train", *overrides, f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "src.train", *(["-m"] if multirun else []), *overrides, where],
         cwd=CONF_DIR.parent,  # the project root
         check=True,
     )

@@ -7,10 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from src.benchmarks.digits import ensure_digits
-from src.benchmarks.measure import CONF_DIR
+from src.benchmarks.measure import train_run
 from src.runs.files import write_text
 from src.sweeps.summary import SUMMARY_CSV, SUMMARY_MD, epoch_budget
 
@@ -61,12 +58,8 @@ def epoch_seconds(sweep: Path) -> float:
 
 def bench_study(args: argparse.Namespace) -> list[dict[str, Any]]:
     sweep = Path(tempfile.mkdtemp(prefix="bench_study_"))
-    overrides = [*study_overrides(args), f"hydra.sweep.dir={sweep}"]
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "src.train", "-m", *overrides], cwd=CONF_DIR.parent, check=True
-    )
-    wall = time.perf_counter() - start
+    overrides = study_overrides(args)
+    wall = train_run(overrides, sweep, multirun=True)
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{sweep}/study.db")
     states = [t.state for t in study.trials]
     summary = pd.read_csv(sweep / SUMMARY_CSV)

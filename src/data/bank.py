@@ -11,8 +11,6 @@ views of its image, not a new RandAugment draw.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -24,13 +22,6 @@ def view_seeds(seed: int, items: int, views: int) -> np.ndarray:
     """``(views, items)`` augmentation seeds: view ``v`` of item ``i`` is augmented with
     ``seeds[v, i]``, from the data seed alone (so a resumed run rebuilds the same bank)."""
     return np.random.default_rng([seed, 0xBA4C]).integers(1, 2**62, size=(views, items))
-
-
-def banked_items(labels: Sequence[int], target_count: int) -> np.ndarray:
-    """The items oversampling can copy: those of classes with fewer than ``target_count``."""
-    labels = np.asarray(labels, dtype=np.int64)
-    counts = np.bincount(labels) if len(labels) else np.zeros(0, np.int64)
-    return np.flatnonzero(counts[labels] < target_count)
 
 
 def view_draws(items: np.ndarray, seeds: np.ndarray, size: int) -> list[Draw]:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from src.data.bank import BankDataset, banked_items, view_draws, view_seeds
+from src.data.bank import BankDataset, view_draws, view_seeds
 from src.errors import check_choice
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class FeatureDataModule(pl.LightningDataModule):
         """The training set's plain embeddings plus V views of every image it can copy."""
         views = self.images.feature_bank_views
         images = self.images.datasets["train"]
-        items = banked_items(sampler.labels, sampler.target_count)
+        items = sampler.copied_items()
         seeds = view_seeds(self.images.seed, len(images), views)
         start = time.perf_counter()
         banked = self._extract(images, view_draws(items, seeds, len(images)), "feature bank")

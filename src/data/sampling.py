@@ -114,13 +114,20 @@ class OversampleSampler(EpochSampler):
     def __len__(self) -> int:
         return self.target_count * len(self._members)
 
+    def _topped_up(self) -> list[np.ndarray]:
+        return [m for m in self._members if len(m) < self.target_count]
+
+    def copied_items(self) -> np.ndarray:
+        """The items any epoch may copy: those of the classes below ``target_count``."""
+        topped_up = self._topped_up()
+        return np.sort(np.concatenate(topped_up)) if topped_up else np.empty(0, np.int64)
+
     def plan(self) -> np.ndarray:
         """This epoch's indices, shuffled: originals then copies, as described above."""
         rng = np.random.default_rng([self.seed, self.epoch])
         copies = [
             rng.choice(members, size=self.target_count - len(members), replace=True)
-            for members in self._members
-            if len(members) < self.target_count
+            for members in self._topped_up()
         ]
         extra = np.concatenate(copies) + len(self.labels) if copies else np.empty(0, np.int64)
         everything = np.concatenate([np.arange(len(self.labels)), extra])

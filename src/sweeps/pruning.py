@@ -106,10 +106,11 @@ class OptunaPruning(pl.Callback):
         if not math.isfinite(value) or (loss is not None and not math.isfinite(float(loss))):
             return "diverged (a non-finite loss or metric)"
         chance = chance_level(self.monitor, num_classes)
+        uniform = chance_level("val/loss", num_classes)  # None too when fewer than 2 classes
         val_loss = metrics.get("val/loss")
-        if chance is None or val_loss is None or num_classes < 2:
+        if chance is None or uniform is None or val_loss is None:
             return ""
-        far = float(val_loss) >= HOPELESS_LOSS_FACTOR * math.log(num_classes)
+        far = float(val_loss) >= HOPELESS_LOSS_FACTOR * uniform
         no_better = value <= chance if self.mode == "max" else value >= chance
         if far and no_better:
             return (
