@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import Logger
 from torch.utils.data import DataLoader
 
 from src.data.synthetic import outlier_flags
@@ -25,6 +24,7 @@ from src.evaluation.writers import (
 )
 from src.runs.checkpoints import AtomicCheckpointIO, read_checkpoint
 from src.runs.files import write_json
+from src.runs.loggers import log_metrics
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +171,3 @@ def scope_metrics(
     if outliers is None or len(outliers) != len(logits) or outliers.all() or not outliers.any():
         return {}
     return {f"{name}/scope_auroc": scope_auroc(calibration.scope(logits), outliers)}
-
-
-def log_metrics(loggers: list[Logger], metrics: dict[str, float], step: int) -> None:
-    finite = {key: value for key, value in metrics.items() if np.isfinite(value)}
-    for logger in loggers:
-        logger.log_metrics(finite, step=step)

@@ -118,11 +118,26 @@ def run_overrides(cfg: DictConfig) -> dict[str, Any]:
     return params
 
 
+def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics the loggers can take: numbers, neither NaN nor infinite."""
+    numbers = {key: _number(value) for key, value in metrics.items()}
+    return {
+        key: value for key, value in numbers.items() if value is not None and math.isfinite(value)
+    }
+
+
+def log_metrics(loggers: list[Logger], metrics: dict[str, Any], step: int) -> None:
+    """``metrics`` (its finite numbers) to every logger at ``step``."""
+    finite = finite_metrics(metrics)
+    for logger in loggers:
+        logger.log_metrics(finite, step=step)
+
+
 @rank_zero_only
 def log_run_summary(loggers: list[Logger], params: dict[str, Any], metrics: dict[str, Any]) -> None:
     """The run's hyper-parameters beside its final metrics, once, at its end: TensorBoard's
     HParams tab and MLflow's run comparison then show a sweep's runs side by side."""
-    finite = {key: float(value) for key, value in metrics.items() if _number(value) is not None}
+    finite = finite_metrics(metrics)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params, finite)
