@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, wrote = [], []
     try:
         for folder in args.folders:
-            if run_dirs(folder):  # a sweep: its runs are subfolders with a .hydra folder
+            if run_dirs(folder):  # a sweep: its runs are subfolders (.hydra or a run status)
                 rows += sweep_rows(folder, summarize(folder, args.monitor))
                 wrote.append(f"{folder / SUMMARY_CSV} and {SUMMARY_MD}")
             else:

@@ -111,3 +111,22 @@ def test_a_loss_monitor_is_summarised_lowest_first_under_its_own_name(tmp_path):
     report = run_module(tmp_path, "src.report", str(sweep), timeout=120)
     assert report.returncode == 0, report.stderr[-2000:]
     assert list(pd.read_csv(sweep / "summary.csv")["best val/loss"]) == [1.2, 1.8, 2.2]
+
+
+def test_a_trial_killed_before_hydra_wrote_its_folder_keeps_its_row(tmp_path):
+    """A worker killed between creating trial_1 and Hydra's .hydra record: the study's note
+    on the lost trial is its only file, and the summary still lists it, without hiding what
+    tells the other runs apart."""
+    from src.sweeps.summary import summarize
+
+    sweep = tmp_path / "study"
+    fake_run(sweep, "trial_0", "model.optimizer.lr=0.001", {"run_status.json": "{}"})
+    fake_run(sweep, "trial_2", "model.optimizer.lr=0.003", {"run_status.json": "{}"})
+    lost = sweep / "trial_1"
+    lost.mkdir()
+    (lost / "run_status.json").write_text('{"status": "failed", "error": "its worker died"}')
+    (sweep / "trial_3").mkdir()  # nothing in it: not a run
+    frame = summarize(sweep).set_index("run")
+    assert list(frame.index) == ["trial_0", "trial_1", "trial_2"]
+    assert "worker died" in frame.loc["trial_1", "error"]
+    assert frame.loc["trial_2", "overrides"] == "model.optimizer.lr=0.003"

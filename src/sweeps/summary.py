@@ -54,8 +54,9 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
+    """Run folders: Hydra's record, or only a status (a worker killed before Hydra wrote)."""
     return sorted(
-        (p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()),
+        (p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir() or (p / STATUS_FILE).is_file()),
         key=lambda p: (len(p.name), p.name),
     )
 
@@ -106,9 +107,8 @@ def summarize(
     modes = [row.pop("monitor_mode") for row in rows]
     monitor = next((m for m in recorded if m), None) or monitor or MONITOR
     lowest_first = next((m for m in modes if m), "max") == "min"
-    shared = (
-        set.intersection(*(set(r.get("overrides", "").split()) for r in rows)) if rows else set()
-    )
+    known = [set(r["overrides"].split()) for r in rows if "overrides" in r]
+    shared = set.intersection(*known) if known else set()
     for row in rows:  # what tells the runs apart; the shared part stays in .hydra/overrides.yaml
         row["overrides"] = " ".join(o for o in row.get("overrides", "").split() if o not in shared)
     frame = pd.DataFrame(rows)
