@@ -31,6 +31,7 @@ from src.runs.loggers import finish_runs, log_run_summary, run_overrides
 from src.runs.provenance import RUN_INFO_FILE, run_info
 from src.runs.resume import fit, resume_path
 from src.sweeps.pruning import OptunaPruning, load_trial
+from src.sweeps.study import hopeless_after
 from src.sweeps.summary import FIT_SUMMARY_FILE
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,7 @@ def optuna_pruning(cfg: DictConfig) -> OptunaPruning | None:
     if not search or search.get("trial_number") is None:
         return None
     trial = load_trial(search.storage, search.study_name, int(search.trial_number))
-    pruner = search.get("pruner") or {}
-    after = int(pruner.get("min_resource", 1)) if pruner.get("stop_hopeless", True) else None
+    after = hopeless_after(search.get("pruner") or {})
     return OptunaPruning(trial, cfg.monitor, cfg.get("monitor_mode", "max"), after)
 
 

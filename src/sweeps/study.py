@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,21 @@ def build_sampler(spec: dict[str, Any]) -> optuna.samplers.BaseSampler:
     return SAMPLERS[name](**spec)
 
 
-def build_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
-    spec = dict(spec)
-    # the trials' own rule (src.sweeps.pruning), not Optuna's
-    if not isinstance(hopeless := spec.pop("stop_hopeless", True), bool):
+def hopeless_after(spec: Mapping[str, Any]) -> int | None:
+    """From which epoch a trial stops itself when hopeless (:mod:`src.sweeps.pruning`, the
+    trials' own rule, not Optuna's): the pruner's ``min_resource``; None with
+    ``stop_hopeless: false``."""
+    stop = spec.get("stop_hopeless", True)
+    if not isinstance(stop, bool):
         raise ConfigError(
-            f"hparams_search.pruner.stop_hopeless must be true or false (got {hopeless!r})."
+            f"hparams_search.pruner.stop_hopeless must be true or false (got {stop!r})."
         )
+    return int(spec.get("min_resource", 1)) if stop else None
+
+
+def build_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
+    hopeless_after(spec)  # checked here, before any trial runs
+    spec = {key: value for key, value in spec.items() if key != "stop_hopeless"}
     name = check_choice(
         "hparams_search.pruner.name", spec.pop("name", "hyperband"), ["hyperband", "none"]
     )
@@ -224,29 +232,24 @@ def nested(dotted: dict[str, Any]) -> dict[str, Any]:
 
 def trial_stops(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Per trial of a summary: its status, the epochs it ran, and why it stopped."""
-    rows = frame[frame["run"].astype(str).str.startswith("trial_")] if "run" in frame else frame
     stops = []
-    for row in rows.to_dict("records"):
-        epochs = row.get("epochs")
+    for row in frame[frame["run"].astype(str).str.startswith("trial_")].to_dict("records"):
+        epochs, stopped = row.get("epochs"), row.get("stopped")
         stops.append(
             {
                 "trial": int(str(row["run"]).removeprefix("trial_")),
                 "status": row.get("status"),
                 "epochs": None if pd.isna(epochs) else int(epochs),
-                "stopped": stopped
-                if isinstance(stopped := row.get("stopped"), str) and stopped
-                else row.get("status"),
+                "stopped": stopped if isinstance(stopped, str) and stopped else row.get("status"),
             }
         )
     return sorted(stops, key=lambda stop: stop["trial"])
 
 
-def write_best(
-    study: optuna.Study, sweep_dir: Path, frame: pd.DataFrame | None = None
-) -> Path | None:
+def write_best(study: optuna.Study, sweep_dir: Path, frame: pd.DataFrame) -> Path | None:
     """``best_params.yaml`` and ``experiment/<study>_best.yaml`` (retrains the winner).
 
-    With the study's summary ``frame``, best_params.yaml also gives the trial-epochs spent
+    From the study's summary ``frame``, best_params.yaml also gives the trial-epochs spent
     and, per trial, where and why it stopped."""
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not completed:
@@ -261,11 +264,8 @@ def write_best(
                 "trial": best.number,
                 "value": best.value,
                 "params": best.params,
-                **(
-                    {"epochs": frame.attrs.get("budget"), "trials": trial_stops(frame)}
-                    if frame is not None
-                    else {}
-                ),
+                "epochs": frame.attrs.get("budget"),
+                "trials": trial_stops(frame),
             },
             sort_keys=False,
         ),

@@ -102,7 +102,6 @@ def summarize(
     """
     sweep_dir = Path(sweep_dir)
     rows = [read_run(d) for d in run_dirs(sweep_dir)]
-    budget = epoch_budget(pd.DataFrame(rows), planned)
     recorded = [row.pop("monitor") for row in rows]
     modes = [row.pop("monitor_mode") for row in rows]
     monitor = next((m for m in recorded if m), None) or monitor or MONITOR
@@ -114,6 +113,7 @@ def summarize(
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=["run", "overrides", "status", "val_score", "error"])
+    budget = epoch_budget(frame, planned)
     frame = frame.rename(columns={"val_score": f"best {monitor}"})
     frame = frame.sort_values(
         f"best {monitor}", ascending=lowest_first, na_position="last", kind="stable"
