@@ -161,7 +161,8 @@ class Calibration:
         return scope_scores(logits, self.temperature, self.out_of_scope)
 
     def out_of_scope_flags(self, logits: np.ndarray, keep: float | None = None) -> np.ndarray:
-        """Whether each image is out of scope (what predict flags)."""
+        """Whether each image is out of scope: its score below :meth:`scope_threshold`
+        (predict compares the scores it shows the same way)."""
         return self.scope(logits) < self.scope_threshold(keep)
 
     def to_dict(self) -> dict:

@@ -7,7 +7,6 @@ reading the hub page can judge it without the run folder.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from src.evaluation.results import where_measured
+from src.runs.files import read_json
 
 CARD_METRICS = (
     ("test/acc", "top-1 accuracy"),
@@ -38,13 +38,6 @@ SYNTHETIC_LICENCE = (
     "index's rows), not on photos: this model is a demonstration of the pipeline and says "
     "nothing about real animals."
 )
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def front_matter(target: str, synthetic: bool) -> str:
@@ -107,8 +100,8 @@ def model_card(
     target = state.get("target", "family")
     classes = hparams.get("class_names", [])
     net = hparams.get("net", {})
-    metrics = read_json(run_dir / "test_metrics.json") if run_dir else {}
-    info = read_json(run_dir / "run_info.json") if run_dir else {}
+    metrics = read_json(run_dir / "test_metrics.json", {}, expect=dict) if run_dir else {}
+    info = read_json(run_dir / "run_info.json", {}, expect=dict) if run_dir else {}
     where = where_measured(info) or "the training run's machine"
     split = {
         name: len(pd.read_csv(run_dir / "split" / f"{name}.csv"))
